@@ -1,0 +1,27 @@
+# The two commands: `make run` (the platform on embedded defaults) and `make test`.
+VENV ?= .venv
+PYTHON ?= python3
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+
+.PHONY: run test system traefik bench
+
+$(STAMP): pyproject.toml
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -e '.[test]'
+	rm -f $(VENV)/.installed-* && touch $@
+
+system:
+	scripts/install-system.sh
+
+traefik:
+	testbed/traefik/build.sh
+
+run: $(STAMP) system
+	ODOOSAAS_LOCAL_FALLBACK_APP=$${ODOOSAAS_LOCAL_FALLBACK_APP-sample} $(VENV)/bin/odoosaas serve
+
+test: $(STAMP) system traefik
+	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+bench: $(STAMP) system traefik
+	$(VENV)/bin/python bench/provision.py

@@ -1,0 +1,75 @@
+"""The JSON API under /api/v1: thin routes over the domain; one error envelope everywhere."""
+from flask import current_app, g, jsonify, make_response, request
+from pydantic import ValidationError
+from werkzeug.exceptions import HTTPException
+
+from odoosaas.errors import ApiError, Forbidden, Unauthenticated
+
+BEARER = [{"bearer": []}]
+HTTP_CODES = {400: "invalid", 401: "unauthenticated", 404: "not_found", 405: "method_not_allowed",
+              413: "too_large", 415: "unsupported_media_type", 429: "rate_limited"}
+
+
+def platform():
+    return current_app.extensions["odoosaas"]
+
+
+def bearer_token() -> str:
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthenticated("Send `Authorization: Bearer <access token>`.")
+    return token.strip()
+
+
+def current_user():
+    """The caller, from the bearer token (or the dashboard's session); 401 otherwise."""
+    if "user" not in g:
+        g.user = platform().auth.authenticate(bearer_token())
+    return g.user
+
+
+def current_admin():
+    user = current_user()
+    if not user.is_admin:
+        raise Forbidden("Operators only.")
+    return user
+
+
+def error_response(status: int, code: str, message: str, fields: dict | None = None):
+    return make_response(jsonify(ApiError(message, code, fields).envelope()), status)
+
+
+def validation_failed(exc: ValidationError):
+    fields = {}
+    for problem in exc.errors():
+        name = ".".join(str(part) for part in problem["loc"]) or "body"
+        fields.setdefault(name, "unknown field" if problem["type"] == "extra_forbidden" else problem["msg"])
+    return error_response(400, "invalid", "Some fields are missing or invalid.", fields)
+
+
+def require_json():
+    """Bodies are JSON objects: wrong content type 415, malformed JSON 400."""
+    if request.method not in ("POST", "PUT", "PATCH") or not request.path.startswith("/api/"):
+        return None
+    if not request.content_length and not request.data:
+        return None
+    if not request.is_json:
+        return error_response(415, "unsupported_media_type", "Send JSON with Content-Type: application/json.")
+    if not isinstance(request.get_json(silent=True), dict):
+        return error_response(400, "invalid", "The body is not a JSON object.", {"body": "malformed JSON"})
+    return None
+
+
+def handle_api_error(exc: ApiError):
+    return error_response(exc.status, exc.code, exc.message, exc.fields)
+
+
+def handle_http_error(exc: HTTPException):
+    return error_response(exc.code or 500, HTTP_CODES.get(exc.code, "error"), exc.description or exc.name)
+
+
+def init_app(app) -> None:
+    from odoosaas.api import admin, auth, ops, tenants
+    app.before_request(require_json)
+    for module in (auth, tenants, admin, ops):
+        app.register_api(module.bp)

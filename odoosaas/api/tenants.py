@@ -1,0 +1,50 @@
+"""The caller's own instances (TM-1..8)."""
+from flask_openapi3 import APIBlueprint, Tag
+
+from odoosaas.api import BEARER, current_user, platform
+from odoosaas.api.schemas import SubdomainPath, TenantPath, TenantRequest
+from odoosaas.tenants import service
+
+bp = APIBlueprint("tenants", __name__, url_prefix="/api/v1", abp_tags=[Tag(name="tenants")])
+
+
+@bp.get("/subdomains/<name>")
+def subdomain(path: SubdomainPath):
+    with platform().store.session() as db:
+        return service.subdomain_availability(db, path.name)
+
+
+@bp.post("/tenants", security=BEARER)
+def create(body: TenantRequest):
+    return {"tenant": service.public(service.create(platform(), current_user(), body))}, 202
+
+
+@bp.get("/tenants", security=BEARER)
+def list_tenants():
+    with platform().store.session() as db:
+        return {"items": [service.public(t) for t in service.list_owned(db, current_user())]}
+
+
+@bp.get("/tenants/<tenant_id>", security=BEARER)
+def read(path: TenantPath):
+    with platform().store.session() as db:
+        return {"tenant": service.public(service.owned(db, current_user(), path.tenant_id))}
+
+
+@bp.delete("/tenants/<tenant_id>", security=BEARER)
+def delete(path: TenantPath):
+    return change(path, "delete")
+
+
+@bp.post("/tenants/<tenant_id>/stop", security=BEARER)
+def stop(path: TenantPath):
+    return change(path, "stop")
+
+
+@bp.post("/tenants/<tenant_id>/start", security=BEARER)
+def start(path: TenantPath):
+    return change(path, "start")
+
+
+def change(path: TenantPath, action: str):
+    return {"tenant": service.public(service.change(platform(), current_user(), path.tenant_id, action))}, 202

@@ -1,0 +1,45 @@
+"""The control plane's web application: API, pages, error rendering."""
+import logging
+
+from flask import request
+from flask_openapi3 import Info, OpenAPI
+from werkzeug.exceptions import HTTPException
+
+from odoosaas import api, platform as platform_module
+from odoosaas.api import ops
+from odoosaas.errors import ApiError
+from odoosaas.limits import limiter
+from odoosaas.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def create_app(overrides: dict | None = None, platform=None):
+    """The Flask app; `overrides` are settings fields (tests), else the environment decides."""
+    platform = platform or platform_module.build(Settings(**(overrides or {})))
+    settings = platform.settings
+    app = OpenAPI(__name__, info=Info(title="Odoo SaaS platform", version="1"), doc_prefix="/api",
+                  doc_url="/openapi.json", validation_error_status=400,
+                  validation_error_callback=api.validation_failed,
+                  security_schemes={"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}})
+    app.config.update(SECRET_KEY=settings.secret_key, MAX_CONTENT_LENGTH=settings.max_body_bytes)
+    app.extensions["odoosaas"] = platform
+    limiter.init_app(app)
+    api.init_app(app)
+    app.before_request(ops.start_timer)
+    app.after_request(ops.observe)
+    app.register_error_handler(ApiError, render_error)
+    app.register_error_handler(HTTPException, render_error)
+    app.register_error_handler(Exception, render_unexpected)
+    return app
+
+
+def render_error(exc):
+    if isinstance(exc, ApiError):
+        return api.handle_api_error(exc)
+    return api.handle_http_error(exc)
+
+
+def render_unexpected(exc):
+    log.exception("unhandled error on %s %s", request.method, request.path)
+    return api.error_response(500, "internal", "Something went wrong on our side; it has been logged.")

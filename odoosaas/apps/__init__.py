@@ -1,0 +1,69 @@
+"""App templates: how to run an app, tell it is ready and set its admin login.
+
+Each template is a small object; drivers ask it for a command (local) or an image and
+environment (Kubernetes), and the reconciler asks it to set the admin credentials.
+"""
+import base64
+import hashlib
+import os
+import shutil
+from dataclasses import dataclass
+
+from odoosaas.errors import Conflict, Invalid
+from odoosaas.tenants.rules import Resources
+
+KNOWN = ("odoo", "sample")
+
+
+@dataclass
+class Spec:
+    """Everything a driver needs to run one tenant's app; holds secrets, never logged."""
+    tenant_id: str
+    subdomain: str
+    app: str
+    tier: str
+    resources: Resources
+    database: dict  # host, port, dbname, user, password
+    admin_email: str
+    admin_password: str
+    url: str
+
+    def __repr__(self) -> str:
+        return f"Spec({self.subdomain!r}, app={self.app!r})"
+
+
+def template(name: str):
+    from odoosaas.apps import odoo, sample
+    return {"odoo": odoo.TEMPLATE, "sample": sample.TEMPLATE}[name]
+
+
+def odoo_installed() -> bool:
+    return shutil.which("odoo") is not None
+
+
+def resolve(name: str, settings) -> str:
+    """The app a tenant will really run: `odoo` needs the executable (or the fallback setting)."""
+    if name not in KNOWN:
+        raise Invalid("Unknown app.", fields={"app": f"one of {', '.join(KNOWN)}"})
+    if name == "odoo" and settings.driver == "local" and not odoo_installed():
+        if not settings.local_fallback_app:
+            raise Conflict("Odoo is not installed on this platform; set ODOOSAAS_LOCAL_FALLBACK_APP=sample "
+                           "to run the sample app instead.", "odoo_unavailable")
+        return settings.local_fallback_app
+    return name
+
+
+def pbkdf2_sha512(password: str, rounds: int) -> str:
+    """Passlib's `$pbkdf2-sha512$` format, which Odoo's CryptContext verifies."""
+    def ab64(raw: bytes) -> str:
+        return base64.b64encode(raw).decode().rstrip("=").replace("+", ".")
+    salt = os.urandom(16)
+    digest = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, rounds)
+    return f"$pbkdf2-sha512${rounds}${ab64(salt)}${ab64(digest)}"
+
+
+def write_private(path, text: str) -> None:
+    """A 0600 file from its first byte: config files hold the tenant's database password."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(text)

@@ -1,0 +1,81 @@
+"""The sample app: a tiny WSGI app that stands in for Odoo where no Odoo exists.
+
+It connects with its tenant's own role, keeps a visit counter in its own table, shows the
+tenant name and answers `/web/health` like Odoo. Run: `python -m odoosaas.apps.sample CONFIG`.
+"""
+import html
+import json
+import os
+import sys
+from pathlib import Path
+
+import psycopg
+
+from odoosaas.apps import pbkdf2_sha512, write_private
+
+SCHEMA = ("CREATE TABLE IF NOT EXISTS sample_visits (id int PRIMARY KEY, visits bigint NOT NULL);"
+          "CREATE TABLE IF NOT EXISTS sample_admin (id int PRIMARY KEY, login text NOT NULL, password text NOT NULL)")
+
+
+def connect(database: dict) -> psycopg.Connection:
+    return psycopg.connect(**database, connect_timeout=5, autocommit=True)
+
+
+class SampleTemplate:
+    name = "sample"
+    health_path = "/web/health"
+
+    def local_command(self, spec, workdir: Path, port: int) -> tuple[list[str], dict]:
+        config = workdir / "sample.json"
+        write_private(config, json.dumps({"name": spec.subdomain, "port": port, "database": spec.database}))
+        return [sys.executable, "-m", "odoosaas.apps.sample", str(config)], {"PATH": os.environ.get("PATH", "")}
+
+    def initialise(self, spec, workdir: Path) -> None:
+        with connect(spec.database) as conn:
+            conn.execute(SCHEMA)
+
+    def set_admin(self, spec) -> None:
+        with connect(spec.database) as conn:
+            conn.execute(SCHEMA)
+            conn.execute("INSERT INTO sample_admin VALUES (1, %s, %s) ON CONFLICT (id) DO UPDATE "
+                         "SET login = excluded.login, password = excluded.password",
+                         (spec.admin_email, pbkdf2_sha512(spec.admin_password, 29000)))
+
+
+TEMPLATE = SampleTemplate()
+
+
+def make_wsgi(config: dict):
+    def app(environ, start_response):
+        try:
+            body, status = page(config, environ.get("PATH_INFO", "/"))
+        except psycopg.Error:
+            body, status = json.dumps({"status": "fail"}), "503 Service Unavailable"
+        kind = "application/json" if body.startswith("{") else "text/html; charset=utf-8"
+        start_response(status, [("Content-Type", kind)])
+        return [body.encode()]
+    return app
+
+
+def page(config: dict, path: str) -> tuple[str, str]:
+    with connect(config["database"]) as conn:
+        if path == "/web/health":
+            conn.execute("SELECT 1")
+            return json.dumps({"status": "pass"}), "200 OK"
+        visits = conn.execute("INSERT INTO sample_visits VALUES (1, 1) ON CONFLICT (id) DO UPDATE "
+                              "SET visits = sample_visits.visits + 1 RETURNING visits").fetchone()[0]
+        admin = conn.execute("SELECT login FROM sample_admin WHERE id = 1").fetchone()
+    name = html.escape(config["name"])
+    login = html.escape(admin[0]) if admin else "not set yet"
+    return (f"<!doctype html><title>{name}</title><h1>{name}</h1><p>Sample app of tenant <b>{name}</b>.</p>"
+            f"<p>Visits: <span id=visits>{visits}</span></p><p>Admin login: {login}</p>"), "200 OK"
+
+
+def main(path: str) -> None:
+    import waitress
+    config = json.loads(Path(path).read_text())
+    waitress.serve(make_wsgi(config), host="127.0.0.1", port=config["port"], threads=4, _quiet=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])

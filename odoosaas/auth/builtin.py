@@ -1,0 +1,127 @@
+"""Built-in identity provider: argon2 password hashes, short-lived JWT access tokens and
+rotating refresh tokens whose reuse revokes the whole family."""
+import hashlib
+import secrets
+from datetime import timedelta
+
+import jwt
+from argon2 import PasswordHasher
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+
+from odoosaas.errors import Conflict, Invalid, Unauthenticated
+from odoosaas.store.models import AuthSession, ResetToken, User, now
+
+ISSUER = AUDIENCE = "odoosaas"
+
+
+def digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class BuiltinProvider:
+    def __init__(self, settings, store, mailer):
+        self.settings, self.store, self.mailer = settings, store, mailer
+        self.hasher = PasswordHasher()
+        self.dummy_hash = self.hasher.hash(secrets.token_hex(8))  # same work for unknown emails
+        self.jwt_key = hashlib.sha256(b"odoosaas-jwt:" + settings.secret_key.encode()).hexdigest()
+
+    def signup(self, email: str, password: str, full_name: str = "") -> User:
+        user = User(email=email.lower(), password_hash=self.hasher.hash(password), full_name=full_name)
+        try:
+            with self.store.session() as db:
+                db.add(user)
+        except IntegrityError:
+            raise Conflict("An account with this email already exists.", "email_taken") from None
+        return user
+
+    def login(self, email: str, password: str) -> dict:
+        with self.store.session() as db:
+            user = db.scalar(select(User).where(User.email == email.lower()))
+            try:
+                self.hasher.verify(user.password_hash if user and user.password_hash else self.dummy_hash, password)
+                assert user is not None
+            except Exception:  # wrong password, or no such user (hash checked anyway)
+                raise Unauthenticated("Wrong email or password.") from None
+            return self._issue(db, user, AuthSession(user_id=user.id, token_hash=""))
+
+    def refresh(self, refresh_token: str) -> dict:
+        session_id = refresh_token.partition(".")[0]
+        with self.store.session() as db:
+            family = db.get(AuthSession, session_id, with_for_update=True)
+            live = family is not None and not family.revoked_at and family.expires_at > now()
+            reused = live and not secrets.compare_digest(family.token_hash, digest(refresh_token))
+            if reused:
+                family.revoked_at = now()  # an old token came back: someone may have copied it
+            elif live:
+                return self._issue(db, db.get(User, family.user_id), family)
+        raise Unauthenticated("The refresh token was already used; please log in again." if reused
+                              else "The refresh token is not valid.")
+
+    def _issue(self, db, user: User, family: AuthSession) -> dict:
+        if not family.id:
+            family.expires_at = now() + timedelta(seconds=self.settings.refresh_token_ttl)
+            db.add(family)
+            db.flush()
+        refresh_token = f"{family.id}.{secrets.token_urlsafe(32)}"
+        family.token_hash = digest(refresh_token)
+        ttl = self.settings.access_token_ttl
+        claims = {"sub": user.id, "sid": family.id, "iss": ISSUER, "aud": AUDIENCE,
+                  "iat": now(), "exp": now() + timedelta(seconds=ttl)}
+        return {"access_token": jwt.encode(claims, self.jwt_key, algorithm="HS256"),
+                "refresh_token": refresh_token, "token_type": "bearer", "expires_in": ttl, "user": user}
+
+    def _claims(self, access_token: str) -> dict:
+        try:
+            return jwt.decode(access_token, self.jwt_key, algorithms=["HS256"], audience=AUDIENCE,
+                              issuer=ISSUER, options={"require": ["exp", "sub", "sid"]})
+        except jwt.ExpiredSignatureError:
+            raise Unauthenticated("The access token has expired.") from None
+        except jwt.InvalidTokenError:
+            raise Unauthenticated("The access token is not valid.") from None
+
+    def authenticate(self, access_token: str) -> User:
+        claims = self._claims(access_token)
+        with self.store.session() as db:
+            family = db.get(AuthSession, claims["sid"])
+            if family is None or family.revoked_at:
+                raise Unauthenticated("This session has ended; please log in again.")
+            user = db.get(User, claims["sub"])
+        if user is None:
+            raise Unauthenticated("The account no longer exists.")
+        return user
+
+    def logout(self, access_token: str) -> None:
+        claims = self._claims(access_token)
+        with self.store.session() as db:
+            db.execute(update(AuthSession).where(AuthSession.id == claims["sid"]).values(revoked_at=now()))
+
+    def request_reset(self, email: str) -> None:
+        token = secrets.token_urlsafe(32)
+        with self.store.session() as db:
+            user = db.scalar(select(User).where(User.email == email.lower()))
+            if user is None or user.password_hash is None:
+                return
+            expires = now() + timedelta(seconds=self.settings.reset_token_ttl)
+            db.add(ResetToken(token_hash=digest(token), user_id=user.id, expires_at=expires))
+        link = f"{self.settings.portal_url}/reset-password?token={token}"
+        self.mailer.send(user.email, "Reset your password",
+                         f"Someone asked to reset the password of your account.\n\nSet a new one here "
+                         f"(the link works once, for an hour):\n{link}\n\nIf it was not you, ignore this mail.\n")
+
+    def confirm_reset(self, token: str, password: str) -> None:
+        with self.store.session() as db:
+            row = db.get(ResetToken, digest(token), with_for_update=True)
+            if row is None or row.used_at or row.expires_at < now():
+                raise Invalid("This reset link is not valid or has expired.", fields={"token": "invalid or expired"})
+            row.used_at = now()
+            db.get(User, row.user_id).password_hash = self.hasher.hash(password)
+            db.execute(update(AuthSession).where(AuthSession.user_id == row.user_id).values(revoked_at=now()))
+
+    def update_profile(self, user: User, changes: dict) -> User:
+        with self.store.session() as db:
+            row = db.get(User, user.id)
+            for field in ("full_name", "company"):
+                if changes.get(field) is not None:
+                    setattr(row, field, changes[field])
+        return row

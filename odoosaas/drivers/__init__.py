@@ -1,0 +1,33 @@
+"""Runtime drivers: where tenants' databases, apps and routes really live.
+
+One interface for every runtime; the reconciler calls these verbs, each idempotent.
+"""
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass
+class Observed:
+    ready: bool
+    node: str = ""
+    url: str = ""
+    detail: str = ""
+
+
+class Driver(Protocol):
+    name: str
+
+    def ping(self) -> None: ...
+    def nodes(self) -> list[str]: ...
+    def ensure_db_server(self, server) -> dict: ...   # -> {host, port, admin_dsn}
+    def delete_db_server(self, server) -> None: ...
+    def apply(self, tenant, spec) -> None: ...        # runtime objects, running
+    def route(self, tenant, spec) -> str: ...         # -> public URL
+    def stop(self, tenant) -> None: ...
+    def delete(self, tenant) -> None: ...
+    def observe(self, tenant, spec) -> Observed: ...
+
+
+def make_driver(settings) -> Driver:
+    from odoosaas.drivers.local import LocalDriver
+    return LocalDriver(settings)

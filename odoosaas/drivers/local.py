@@ -1,0 +1,151 @@
+"""The local driver: PostgreSQL clusters under `<data dir>/pg/`, apps as supervised child
+processes, and one Traefik dynamic-configuration file per tenant when Traefik is present."""
+import os
+import shutil
+import socket
+import threading
+from pathlib import Path
+
+import httpx
+
+from odoosaas import apps
+from odoosaas.drivers import Observed
+from odoosaas.drivers.supervisor import Supervised
+from odoosaas.pg.clusters import Cluster, free_port
+
+
+def find_traefik(settings) -> str:
+    cached = Path(os.environ.get("ODOOSAAS_CACHE", Path.home() / ".cache" / "odoosaas")) / "bin" / "traefik"
+    for candidate in (settings.traefik_bin, shutil.which("traefik"), str(cached)):
+        if candidate and os.access(candidate, os.X_OK):
+            return candidate
+    return ""
+
+
+class LocalDriver:
+    name = "local"
+
+    def __init__(self, settings):
+        self.settings = settings
+        self.root = settings.data_dir
+        self.node = socket.gethostname()
+        self.apps: dict[str, Supervised] = {}
+        self.lock = threading.Lock()
+        self.traefik = find_traefik(settings) if settings.traefik_port else ""
+        self.edge: Supervised | None = None
+
+    def ping(self) -> None:
+        if not os.access(self.root, os.W_OK):
+            raise OSError(f"{self.root} is not writable")
+
+    def nodes(self) -> list[str]:
+        return [self.node]
+
+    # database servers
+    def ensure_db_server(self, server, admin: dict) -> None:
+        with socket.socket() as probe:  # cheap check first: a listening server needs nothing
+            probe.settimeout(0.5)
+            if probe.connect_ex(("127.0.0.1", server.port)) == 0:
+                return
+        Cluster(self.root / "pg" / server.name).ensure(server.port, admin["user"], admin["password"])
+
+    def delete_db_server(self, server) -> None:
+        Cluster(self.root / "pg" / server.name).destroy()
+
+    # the app
+    def _workdir(self, tenant) -> Path:
+        return self.root / "apps" / tenant.id
+
+    def _port(self, tenant) -> int:
+        """The app's port, chosen once and kept, so the route stays right across restarts."""
+        path = self._workdir(tenant) / "port"
+        if not path.exists():
+            path.write_text(str(free_port()))
+        return int(path.read_text())
+
+    def apply(self, tenant, spec) -> None:
+        workdir = self._workdir(tenant)
+        workdir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        template = apps.template(spec.app)
+        template.initialise(spec, workdir)
+        with self.lock:
+            if tenant.id in self.apps:
+                return
+            argv, env = template.local_command(spec, workdir, self._port(tenant))
+            (self.root / "logs").mkdir(exist_ok=True)
+            app = Supervised(tenant.id, argv, env, workdir / "pid", self.root / "logs" / f"{tenant.subdomain}.log",
+                             spec.resources.memory_mb)
+            app.start()
+            self.apps[tenant.id] = app
+
+    def stop(self, tenant) -> None:
+        with self.lock:
+            app = self.apps.pop(tenant.id, None)
+        if app:
+            app.stop()
+        Supervised.end_orphan(self._workdir(tenant) / "pid", tenant.id)
+
+    def delete(self, tenant) -> None:
+        self.stop(tenant)
+        self._route_file(tenant).unlink(missing_ok=True)
+        shutil.rmtree(self._workdir(tenant), ignore_errors=True)
+
+    # routing
+    def _route_file(self, tenant) -> Path:
+        return self.root / "traefik" / f"{tenant.subdomain}.yaml"
+
+    def route(self, tenant, spec) -> str:
+        port = self._port(tenant)
+        if self.edge is None:
+            self._route_file(tenant).unlink(missing_ok=True)
+            return f"http://127.0.0.1:{port}"
+        host = f"{tenant.subdomain}.{self.settings.base_domain}"
+        name = f"t-{tenant.subdomain}"
+        config = (f"http:\n  routers:\n    {name}:\n      rule: \"Host(`{host}`)\"\n      service: {name}\n"
+                  f"      entryPoints: [web]\n  services:\n    {name}:\n      loadBalancer:\n"
+                  f"        servers:\n          - url: \"http://127.0.0.1:{port}\"\n")
+        path = self._route_file(tenant)
+        path.parent.mkdir(exist_ok=True)
+        staged = path.with_suffix(".tmp")  # Traefik watches the folder: never let it read half a file
+        staged.write_text(config)
+        staged.replace(path)
+        suffix = "" if self.settings.traefik_port in (80, 443) else f":{self.settings.traefik_port}"
+        return f"{self.settings.public_scheme}://{host}{suffix}"
+
+    def observe(self, tenant, spec) -> Observed:
+        app = self.apps.get(tenant.id)
+        if app is None or not app.running():
+            return Observed(False, detail="the app process is not running")
+        health = apps.template(spec.app).health_path
+        checks = [(f"http://127.0.0.1:{self._port(tenant)}{health}", {})]
+        if self.edge is not None:  # through Traefik too: the URL we hand out must already work
+            host = f"{tenant.subdomain}.{self.settings.base_domain}"
+            checks.append((f"http://127.0.0.1:{self.settings.traefik_port}{health}", {"Host": host}))
+        for url, headers in checks:
+            try:
+                if httpx.get(url, headers=headers, timeout=2).status_code != 200:
+                    return Observed(False, detail="the app is starting")
+            except httpx.HTTPError:
+                return Observed(False, detail="the app is starting")
+        return Observed(True, node=self.node)
+
+    # the edge
+    def start_edge(self) -> bool:
+        """Run Traefik on the file provider (serve and tests); False when it is absent."""
+        if not self.traefik or self.edge is not None:
+            return self.edge is not None
+        folder = self.root / "traefik"
+        folder.mkdir(exist_ok=True)
+        argv = [self.traefik, f"--entryPoints.web.address=127.0.0.1:{self.settings.traefik_port}",
+                f"--providers.file.directory={folder}", "--providers.file.watch=true", "--log.level=WARN"]
+        (self.root / "logs").mkdir(exist_ok=True)
+        self.edge = Supervised("traefik", argv, {}, self.root / "traefik.pid", self.root / "logs" / "traefik.log", 2048)
+        self.edge.start()
+        return True
+
+    def close(self) -> None:
+        """Stop what this process supervises (tests, shutdown); clusters keep running."""
+        for app in list(self.apps.values()) + ([self.edge] if self.edge else []):
+            app.stop()
+        self.apps.clear()
+        self.edge = None

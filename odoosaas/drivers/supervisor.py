@@ -1,0 +1,108 @@
+"""Supervised child processes for the local driver.
+
+Each app runs under a thread that restarts it with backoff. A pid file survives a killed
+worker, so the next worker ends the orphan before starting its own: exactly one process.
+Secrets reach the child through its environment or 0600 files, never argv.
+"""
+import logging
+import os
+import resource
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+MARK = "ODOOSAAS_APP"  # set in each child's environment, to recognise our orphans
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def ours(pid: int, name: str) -> bool:
+    try:
+        environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return f"{MARK}={name}".encode() in environ
+
+
+def end(pid: int, timeout: float = 10) -> None:
+    """TERM, then KILL, a process group we started."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(pid, sig)
+        except (ProcessLookupError, PermissionError):
+            return
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and alive(pid):
+            time.sleep(0.05)
+        if not alive(pid):
+            return
+
+
+class Supervised:
+    def __init__(self, name: str, argv: list[str], env: dict, pidfile: Path, logfile: Path, memory_mb: int):
+        self.name, self.argv, self.env, self.memory_mb = name, argv, {**env, MARK: name}, memory_mb
+        self.pidfile, self.logfile = pidfile, logfile
+        self.stopping = threading.Event()
+        self.lock = threading.Lock()
+        self.process: subprocess.Popen | None = None
+        self.restarts = 0
+        self.thread = threading.Thread(target=self._run, name=f"app-{name}", daemon=True)
+
+    def start(self) -> None:
+        self.end_orphan(self.pidfile, self.name)
+        self.thread.start()
+
+    @staticmethod
+    def end_orphan(pidfile: Path, name: str) -> None:
+        if pidfile.exists():
+            pid = int(pidfile.read_text() or 0)
+            if pid and ours(pid, name):
+                end(pid)
+            pidfile.unlink(missing_ok=True)
+
+    def _spawn(self) -> subprocess.Popen | None:
+        with self.lock:  # stop() must never miss a process spawned at the same moment
+            if self.stopping.is_set():
+                return None
+            with open(self.logfile, "ab") as out:
+                self.process = subprocess.Popen(self.argv, env=self.env, stdout=out, stderr=subprocess.STDOUT,
+                                                stdin=subprocess.DEVNULL, process_group=0)
+            cap = self.memory_mb * 1024 * 1024  # address-space cap: what the README calls the memory limit
+            resource.prlimit(self.process.pid, resource.RLIMIT_AS, (cap, cap))
+            self.pidfile.write_text(str(self.process.pid))
+            return self.process
+
+    def _run(self) -> None:
+        delay = 0.5
+        while (process := self._spawn()) is not None:
+            started = time.monotonic()
+            code = process.wait()
+            if self.stopping.is_set():
+                break
+            delay = 0.5 if time.monotonic() - started > 60 else min(delay * 2, 30)
+            self.restarts += 1
+            log.warning("app %s exited with %s; restarting in %.1fs", self.name, code, delay)
+            self.stopping.wait(delay)
+
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def stop(self) -> None:
+        with self.lock:
+            self.stopping.set()
+            process = self.process
+        if process is not None:
+            end(process.pid)
+        self.thread.join(timeout=15)
+        self.pidfile.unlink(missing_ok=True)

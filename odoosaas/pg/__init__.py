@@ -1,0 +1,1 @@
+"""PostgreSQL: local clusters and the role/database operations for tenants."""

@@ -1,0 +1,98 @@
+"""Local PostgreSQL clusters made with initdb and run with pg_ctl.
+
+PostgreSQL refuses to run as root: as root, the cluster runs as the unprivileged
+`postgres` account (Debian's package creates it) in folders it owns.
+"""
+import glob
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+from pathlib import Path
+
+from odoosaas.errors import PermanentError, TemporaryError
+
+READY_MARK = "odoosaas-ready"
+
+
+def pg_bin(name: str) -> str:
+    """A PostgreSQL server program: on PATH, else Debian's versioned folder."""
+    found = shutil.which(name) or next(iter(sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"), reverse=True)), None)
+    if not found:
+        raise PermanentError(f"PostgreSQL's {name} is not installed (Debian: apt-get install postgresql).")
+    return found
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def run_as_owner(argv: list[str], **kwargs) -> subprocess.CompletedProcess:
+    """Run a server program as the cluster owner (`postgres` when we are root)."""
+    if os.geteuid() == 0:
+        argv = ["runuser", "-u", "postgres", "--", *argv]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=120, **kwargs)
+
+
+def _own(path: Path) -> None:
+    if os.geteuid() == 0:
+        account = pwd.getpwnam("postgres")
+        os.chown(path, account.pw_uid, account.pw_gid)
+
+
+class Cluster:
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self.data = folder / "data"
+
+    @property
+    def initialised(self) -> bool:
+        return (self.folder / READY_MARK).exists()
+
+    def ensure(self, port: int, superuser: str, password: str, max_connections: int = 300) -> None:
+        """Create (again, if a crash left half a cluster) and start; idempotent."""
+        if not self.initialised:
+            self._init(port, superuser, password, max_connections)
+        if not self.running():
+            self.start()
+
+    def _init(self, port: int, superuser: str, password: str, max_connections: int) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)
+        self.folder.mkdir(parents=True, mode=0o700)
+        _own(self.folder)
+        with tempfile.NamedTemporaryFile("w", dir=self.folder, delete=False) as pwfile:
+            pwfile.write(password)
+        _own(Path(pwfile.name))
+        try:
+            done = run_as_owner([pg_bin("initdb"), "-D", str(self.data), "-U", superuser, "--pwfile", pwfile.name,
+                                 "--auth", "scram-sha-256", "-E", "UTF8", "--locale", "C.UTF-8"])
+        finally:
+            os.unlink(pwfile.name)
+        if done.returncode:
+            raise TemporaryError(f"initdb failed: {done.stderr.strip()[-300:]}", delay=5)
+        settings = (f"port = {port}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = ''\n"
+                    f"max_connections = {max_connections}\nshared_buffers = 32MB\nfsync = on\n")
+        with open(self.data / "postgresql.auto.conf", "a") as conf:
+            conf.write(settings)
+        (self.folder / READY_MARK).touch()
+
+    def running(self) -> bool:
+        return run_as_owner([pg_bin("pg_ctl"), "status", "-D", str(self.data)]).returncode == 0
+
+    def start(self) -> None:
+        done = run_as_owner([pg_bin("pg_ctl"), "start", "-w", "-t", "60", "-D", str(self.data),
+                             "-l", str(self.folder / "server.log")])
+        if done.returncode and not self.running():
+            raise TemporaryError(f"PostgreSQL did not start: {done.stdout.strip()[-300:]}", delay=5)
+
+    def stop(self) -> None:
+        if self.data.exists():
+            run_as_owner([pg_bin("pg_ctl"), "stop", "-w", "-m", "fast", "-D", str(self.data)])
+
+    def destroy(self) -> None:
+        self.stop()
+        shutil.rmtree(self.folder, ignore_errors=True)

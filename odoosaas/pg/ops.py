@@ -1,0 +1,61 @@
+"""Tenant roles and databases on a PostgreSQL server; identifiers only through psycopg.sql.
+
+Each tenant gets one LOGIN role and one database it owns; CONNECT is revoked from PUBLIC,
+so no other tenant's role can open it.
+"""
+import secrets
+
+import psycopg
+from psycopg import sql
+
+from odoosaas.errors import TemporaryError
+
+
+def connect(server: dict, dbname: str = "postgres") -> psycopg.Connection:
+    """An autocommit admin connection; `server` holds host, port, user, password."""
+    try:
+        return psycopg.connect(host=server["host"], port=server["port"], user=server["user"],
+                               password=server["password"], dbname=dbname, autocommit=True, connect_timeout=10)
+    except psycopg.OperationalError as exc:
+        raise TemporaryError(f"database server unreachable: {str(exc).strip()[:200]}", delay=3) from exc
+
+
+def new_password() -> str:
+    return secrets.token_urlsafe(24)
+
+
+def names(subdomain: str) -> str:
+    """Role and database name of a tenant (subdomains never hold `_`, so no collisions)."""
+    return "t_" + subdomain.replace("-", "_")
+
+
+def ensure_role(conn, role: str, password: str, connection_limit: int) -> None:
+    exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone()
+    verb = "ALTER" if exists else "CREATE"
+    conn.execute(sql.SQL("{} ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE CONNECTION LIMIT {} PASSWORD {}").format(
+        sql.SQL(verb), sql.Identifier(role), sql.Literal(connection_limit), sql.Literal(password)))
+
+
+def ensure_database(conn, database: str, owner: str) -> None:
+    if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,)).fetchone():
+        conn.execute(sql.SQL("CREATE DATABASE {} OWNER {} ENCODING 'UTF8' TEMPLATE template0").format(
+            sql.Identifier(database), sql.Identifier(owner)))
+    conn.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(sql.Identifier(database)))
+    conn.execute(sql.SQL("GRANT CONNECT, TEMPORARY ON DATABASE {} TO {}").format(
+        sql.Identifier(database), sql.Identifier(owner)))
+
+
+def drop(conn, database: str, role: str) -> None:
+    """Drop a tenant's database and role; missing ones are fine."""
+    conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (database,))
+    conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database)))
+    conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
+
+
+def database_size(conn, database: str) -> int:
+    row = conn.execute("SELECT pg_database_size(datname) FROM pg_database WHERE datname = %s", (database,)).fetchone()
+    return row[0] if row else 0
+
+
+def connection_count(conn, database: str) -> int:
+    return conn.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = %s", (database,)).fetchone()[0]

@@ -1,0 +1,118 @@
+"""The `ensure_*` steps: each idempotent, safe to run again after a crash at any point."""
+import threading
+
+from sqlalchemy import func, select
+
+from odoosaas import apps
+from odoosaas.errors import PermanentError, TemporaryError
+from odoosaas.pg import ops
+from odoosaas.pg.clusters import free_port
+from odoosaas.store.models import DbServer, Tenant
+from odoosaas.tenants import rules
+
+placement_lock = threading.Lock()  # one placement at a time in this process; rows are locked too
+READY_ATTEMPTS = 1200  # about ten minutes of polling before a tenant that never answers is failed
+
+
+def server_admin(platform, server: DbServer) -> dict:
+    return platform.box.open(server.secret)
+
+
+def new_server(platform, db, name: str, kind: str, capacity: int) -> DbServer:
+    """A managed server row: its port and superuser password are kept before the cluster exists."""
+    password = platform.box.seal({"host": "127.0.0.1", "user": "odoosaas", "password": ops.new_password()})
+    server = DbServer(name=name, kind=kind, host="127.0.0.1", port=free_port(), capacity=capacity, secret=password)
+    db.add(server)
+    db.flush()
+    return server
+
+
+def place(platform, tenant: Tenant) -> str:
+    """The tenant's server: kept if placed; else least-loaded shared one, a new one, or its own."""
+    if tenant.db_server_id:
+        return tenant.db_server_id
+    with placement_lock, platform.store.session() as db:
+        row = db.get(Tenant, tenant.id, with_for_update=True)
+        if row.db_server_id:
+            return row.db_server_id
+        if row.db_strategy == "dedicated":
+            server = new_server(platform, db, f"ded-{row.subdomain}-{row.id[:6]}", "dedicated", 1)
+        else:
+            server = shared_server_with_room(platform, db)
+        row.db_server_id = server.id
+        return server.id
+
+
+def shared_server_with_room(platform, db) -> DbServer:
+    servers = {s.name: s for s in db.scalars(select(DbServer).where(
+        DbServer.kind == "shared", DbServer.status != "deleted").with_for_update())}
+    counts = dict(db.execute(select(Tenant.db_server_id, func.count()).where(Tenant.status != "deleted")
+                             .group_by(Tenant.db_server_id)).all())
+    chosen = rules.place({name: (counts.get(s.id, 0), s.capacity) for name, s in servers.items()})
+    if chosen:
+        return servers[chosen]
+    total = db.scalar(select(func.count()).select_from(DbServer).where(DbServer.kind == "shared"))
+    return new_server(platform, db, f"shared-{total + 1}", "shared", platform.settings.shared_capacity)
+
+
+def ensure_database(ctx) -> None:
+    ctx.tenant.db_server_id = place(ctx.platform, ctx.tenant)
+    server = ctx.server(ctx.tenant.db_server_id)
+    admin = server_admin(ctx.platform, server)
+    if server.managed:
+        ctx.platform.driver.ensure_db_server(server, admin)
+        ctx.mark_server(server, "ready")
+    name = ops.names(ctx.tenant.subdomain)
+    with ops.connect({**admin, "host": server.host, "port": server.port}) as conn:
+        ops.ensure_role(conn, name, ctx.secrets["db_password"], ctx.resources.connection_limit)
+        ops.ensure_database(conn, name, name)
+
+
+def ensure_runtime(ctx) -> None:
+    ctx.platform.driver.apply(ctx.tenant, ctx.spec())
+
+
+def ensure_admin_credentials(ctx) -> None:
+    apps.template(ctx.tenant.app).set_admin(ctx.spec())
+
+
+def ensure_routing(ctx) -> None:
+    ctx.save(url=ctx.platform.driver.route(ctx.tenant, ctx.spec()))
+
+
+def ensure_ready(ctx) -> None:
+    observed = ctx.platform.driver.observe(ctx.tenant, ctx.spec())
+    if not observed.ready:
+        if ctx.tenant.attempts >= READY_ATTEMPTS:
+            raise PermanentError(f"The app did not become ready: {observed.detail}")
+        raise TemporaryError(observed.detail or "waiting for the app to answer", delay=0.2)
+    ctx.save(node=observed.node, url=observed.url or ctx.tenant.url)
+
+
+def stop_runtime(ctx) -> None:
+    ctx.platform.driver.stop(ctx.tenant)
+
+
+def remove_runtime(ctx) -> None:
+    ctx.platform.driver.delete(ctx.tenant)
+
+
+def remove_database(ctx) -> None:
+    if not ctx.tenant.db_server_id:
+        return
+    server = ctx.server(ctx.tenant.db_server_id)
+    if server.kind == "dedicated" and server.managed:
+        ctx.platform.driver.delete_db_server(server)
+        ctx.mark_server(server, "deleted")
+        return
+    name = ops.names(ctx.tenant.subdomain)
+    with ops.connect({**server_admin(ctx.platform, server), "host": server.host, "port": server.port}) as conn:
+        ops.drop(conn, name, name)
+
+
+ACTIONS = {
+    "running": {"database": ensure_database, "runtime": ensure_runtime,
+                "admin_credentials": ensure_admin_credentials, "routing": ensure_routing, "ready": ensure_ready},
+    "stopped": {"runtime": stop_runtime},
+    "deleted": {"runtime": remove_runtime, "database": remove_database},
+}

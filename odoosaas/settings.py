@@ -1,0 +1,81 @@
+"""One typed settings object, read from ODOOSAAS_* environment variables.
+
+Every field has a default and one line of help; the README's table lists them all
+(a test checks it). Defaults are the embedded ones: SQLite, built-in auth, free tier,
+local runtime.
+"""
+import secrets
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ODOOSAAS_", extra="forbid")
+
+    # Core
+    env: Literal["development", "production"] = Field("development", description="`production` refuses generated secrets.")
+    data_dir: Path = Field(Path("./var"), description="Folder for the SQLite store, secrets, clusters, logs and the mail outbox.")
+    bind: str = Field("127.0.0.1", description="Address the web server listens on (`0.0.0.0` in a container).")
+    port: int = Field(8000, validation_alias=AliasChoices("PORT", "ODOOSAAS_PORT"), description="HTTP port of the API and dashboard (`PORT`).")
+    database_url: str = Field("", description="SQLAlchemy URL of the metadata store; empty means SQLite under the data dir.")
+    secret_key: str = Field("", description="Signs tokens and encrypts tenant secrets; generated under the data dir in development.")
+    base_domain: str = Field("localhost", description="Tenants live at `<sub>.<base domain>`.")
+    public_scheme: str = Field("http", description="Scheme of tenant URLs (`https` in production).")
+    admin_email: str = Field("", description="With the password, start-up makes sure this operator account exists.")
+    admin_password: str = Field("", description="Password of the operator account named by `ODOOSAAS_ADMIN_EMAIL`.")
+    max_body_bytes: int = Field(64 * 1024, description="Largest request body accepted (413 above).")
+
+    # Identity
+    auth: Literal["builtin", "supabase"] = Field("builtin", description="Identity provider.")
+    access_token_ttl: int = Field(900, description="Lifetime of an access token, seconds.")
+    refresh_token_ttl: int = Field(30 * 86400, description="Lifetime of a refresh token family, seconds.")
+    reset_token_ttl: int = Field(3600, description="Lifetime of a password-reset token, seconds (at most an hour).", le=3600)
+    rate_limit: str = Field("10 per minute", description="Limit per client on signup, login, refresh and password reset.")
+    smtp_host: str = Field("", description="SMTP server for mail; empty writes `.eml` files to `<data dir>/outbox/`.")
+    smtp_port: int = Field(587, description="SMTP port.")
+    smtp_user: str = Field("", description="SMTP user name (STARTTLS is used when set).")
+    smtp_password: str = Field("", description="SMTP password.")
+    mail_from: str = Field("no-reply@localhost", description="Sender address of platform mail.")
+    portal_url: str = Field("", description="Public URL of this portal, used in mailed links; defaults to http://127.0.0.1:PORT.")
+
+    # Billing and tiers
+    billing: Literal["free"] = Field("free", description="Billing provider.")
+    free_max_instances: int = Field(5, description="Live instances a user may have on the free tier.")
+    tiers: dict[str, dict[str, int]] = Field({}, description='JSON overrides of the tier table, e.g. `{"basic": {"memory_mb": 768}}`.')
+    shared_capacity: int = Field(50, description="Tenants per shared PostgreSQL server.")
+
+    # Runtime
+    driver: Literal["local"] = Field("local", description="Runtime driver.")
+    worker: bool = Field(True, description="Run the reconciler inside the web process (`make run`).")
+    local_fallback_app: str = Field("", description="App to run instead of `odoo` when no `odoo` executable exists (`sample`).")
+    traefik_bin: str = Field("", description="Traefik binary for the local driver; empty looks on PATH and in the build cache.")
+    fault_after: str = Field("", description="Testing only: the worker exits right after this step (crash tests).")
+    traefik_port: int = Field(8080, description="Port of the local Traefik entry point (0: no Traefik).")
+
+    @model_validator(mode="after")
+    def _require_real_secrets(self):
+        if self.env == "production" and (len(self.secret_key) < 32 or not self.database_url):
+            raise ValueError("production needs ODOOSAAS_SECRET_KEY (32+ chars) and ODOOSAAS_DATABASE_URL")
+        return self
+
+    def resolved(self) -> "Settings":
+        """Fill the derived defaults (store URL, generated key) from the data dir."""
+        self.data_dir = self.data_dir.resolve()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        if not self.database_url:
+            self.database_url = f"sqlite:///{self.data_dir / 'odoosaas.db'}"
+        if not self.secret_key:
+            self.secret_key = _kept_secret(self.data_dir / "secret_key")
+        if not self.portal_url:
+            self.portal_url = f"http://127.0.0.1:{self.port}"
+        return self
+
+
+def _kept_secret(path: Path) -> str:
+    if not path.exists():
+        path.touch(mode=0o600)
+        path.write_text(secrets.token_urlsafe(48))
+    return path.read_text().strip()

@@ -1,0 +1,52 @@
+"""What the operator sees across tenants: counts, nodes, database servers."""
+from sqlalchemy import func, select
+
+from odoosaas.store.models import DbServer, Tenant
+
+
+def counts(db, column) -> dict[str, int]:
+    rows = db.execute(select(column, func.count()).where(Tenant.status != "deleted").group_by(column))
+    return {key: number for key, number in rows}
+
+
+def server_loads(db) -> dict[str, int]:
+    """Tenants placed on each server (all but deleted ones hold a database there)."""
+    rows = db.execute(select(Tenant.db_server_id, func.count())
+                      .where(Tenant.db_server_id.is_not(None), Tenant.status != "deleted")
+                      .group_by(Tenant.db_server_id))
+    return dict(rows.all())
+
+
+def db_servers(db) -> list[dict]:
+    loads = server_loads(db)
+    servers = db.scalars(select(DbServer).where(DbServer.status != "deleted").order_by(DbServer.kind, DbServer.name))
+    return [{"id": s.id, "name": s.name, "kind": s.kind, "host": s.host, "port": s.port, "status": s.status,
+             "tenants": loads.get(s.id, 0), "capacity": s.capacity,
+             "utilization": round(loads.get(s.id, 0) / s.capacity, 4) if s.capacity else 0.0} for s in servers]
+
+
+def overview(db, driver) -> dict:
+    placed = counts(db, Tenant.node)
+    nodes = [{"name": name, "tenants": placed.get(name, 0)} for name in driver.nodes()]
+    return {"tenants_by_status": counts(db, Tenant.status), "tenants_by_strategy": counts(db, Tenant.db_strategy),
+            "tenants_by_tier": counts(db, Tenant.tier), "nodes": nodes, "db_servers": db_servers(db)}
+
+
+def register_server(platform, name: str, dsn: str, password: str) -> DbServer:
+    """An existing PostgreSQL becomes a shared server; the platform never starts or stops it."""
+    from psycopg.conninfo import conninfo_to_dict
+    from odoosaas.errors import Invalid
+    from odoosaas.pg import ops
+    params = conninfo_to_dict(dsn)
+    if "password" in params:
+        raise Invalid("Leave the password out of the DSN (argv is visible to every local user).",
+                      fields={"dsn": "contains a password"})
+    admin = {"host": params.get("host", "127.0.0.1"), "port": int(params.get("port", 5432)),
+             "user": params.get("user", "postgres"), "password": password}
+    with ops.connect(admin) as conn:
+        conn.execute("SELECT 1")
+    server = DbServer(name=name, kind="shared", host=admin["host"], port=admin["port"], status="ready",
+                      capacity=platform.settings.shared_capacity, managed=False, secret=platform.box.seal(admin))
+    with platform.store.session() as db:
+        db.add(server)
+    return server

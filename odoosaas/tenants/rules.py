@@ -1,0 +1,65 @@
+"""Tenant rules as pure functions: names, tiers, database strategy (SI-5), placement."""
+import re
+from dataclasses import dataclass, replace
+
+SUBDOMAIN = re.compile(r"[a-z](?:[a-z0-9]|-(?!-))*[a-z0-9]", re.ASCII)
+RESERVED = frozenset(
+    "www api admin app portal dashboard auth login signup mail smtp imap pop ftp ns1 ns2 static assets cdn "
+    "status traefik billing support help docs blog ingress kube-system default localhost".split())
+TIER_NAMES = ("basic", "standard", "premium", "enterprise")
+COMPLIANCE = ("hipaa", "sox", "pci-dss")
+# The steps that move a tenant to each desired state, in order (the progress bar's names).
+PLANS = {"running": ("database", "runtime", "admin_credentials", "routing", "ready"),
+         "stopped": ("runtime",), "deleted": ("runtime", "database")}
+
+
+@dataclass(frozen=True)
+class Resources:
+    cpu_millicores: int
+    memory_mb: int
+    storage_gb: int
+    connection_limit: int
+
+
+# The tier table, in one place; settings may override single fields (ODOOSAAS_TIERS).
+TIERS = {
+    "basic": Resources(cpu_millicores=500, memory_mb=1024, storage_gb=5, connection_limit=20),
+    "standard": Resources(cpu_millicores=1000, memory_mb=2048, storage_gb=20, connection_limit=40),
+    "premium": Resources(cpu_millicores=2000, memory_mb=4096, storage_gb=50, connection_limit=80),
+    "enterprise": Resources(cpu_millicores=4000, memory_mb=8192, storage_gb=200, connection_limit=150),
+}
+
+
+def resources(tier: str, overrides: dict | None = None) -> Resources:
+    return replace(TIERS[tier], **(overrides or {}).get(tier, {}))
+
+
+def subdomain_problem(name: str) -> str | None:
+    """Why `name` cannot be a subdomain, or None when it can."""
+    if not 3 <= len(name) <= 30:
+        return "must be 3 to 30 characters"
+    if not SUBDOMAIN.fullmatch(name):
+        return "use a-z, 0-9 and single hyphens; start with a letter, end with a letter or digit"
+    if name in RESERVED:
+        return "is reserved"
+    return None
+
+
+def choose_strategy(tier: str, compliance: list[str], high_performance: bool,
+                    expected_data_gb: float) -> tuple[str, str]:
+    """SI-5: (strategy, the rule that chose it)."""
+    if tier in ("premium", "enterprise"):
+        return "dedicated", f"tier:{tier}"
+    if compliance:
+        return "dedicated", f"compliance:{sorted(compliance)[0]}"
+    if high_performance:
+        return "dedicated", "performance:high"
+    if expected_data_gb > 5:
+        return "dedicated", "volume:>5GB"
+    return "shared", f"tier:{tier}"
+
+
+def place(loads: dict[str, tuple[int, int]]) -> str | None:
+    """Least-loaded shared server with room: `loads` maps name -> (tenants, capacity)."""
+    with_room = [(count / capacity, count, name) for name, (count, capacity) in loads.items() if count < capacity]
+    return min(with_room)[2] if with_room else None

@@ -1,0 +1,121 @@
+"""Tenant operations shared by the API and the dashboard: ask, read, change desired state."""
+import secrets
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.exc import IntegrityError
+
+from odoosaas import apps
+from odoosaas.errors import Conflict, NotFound
+from odoosaas.store.models import Event, Tenant, User, now
+from odoosaas.tenants import rules
+
+# desired state and the status shown while the reconciler works towards it
+TRANSITIONS = {"stop": ("stopped", "stopping"), "start": ("running", "starting"), "delete": ("deleted", "deleting")}
+
+
+def create(platform, user: User, request) -> Tenant:
+    """Record a new tenant (status `creating`); the reconciler makes it real."""
+    app = apps.resolve(request.app, platform.settings)
+    strategy, reason = rules.choose_strategy(request.tier, request.compliance, request.high_performance,
+                                             request.expected_data_gb)
+    secret_values = {"admin_password": request.admin_password, "db_password": secrets.token_urlsafe(24)}
+    tenant = Tenant(owner_id=user.id, subdomain=request.subdomain, app=app, tier=request.tier,
+                    compliance=sorted(request.compliance), high_performance=request.high_performance,
+                    expected_data_gb=request.expected_data_gb, admin_email=request.admin_email,
+                    secrets=platform.box.seal(secret_values), db_strategy=strategy, db_strategy_reason=reason,
+                    url=planned_url(platform.settings, request.subdomain), progress=pending_steps())
+    try:
+        with platform.store.session() as db:
+            platform.billing.check_create(db, user, request.tier)
+            db.add(tenant)
+            db.flush()
+            db.refresh(tenant)  # loads owner and server for the response
+            record(db, tenant, "requested", f"{request.tier} {app} instance requested ({strategy} database, {reason})")
+    except IntegrityError:
+        raise Conflict(f"The subdomain {request.subdomain!r} is taken.", "subdomain_taken") from None
+    platform.billing.created(tenant)
+    platform.wake()
+    return tenant
+
+
+def planned_url(settings, subdomain: str) -> str:
+    return f"{settings.public_scheme}://{subdomain}.{settings.base_domain}"
+
+
+def pending_steps(desired: str = "running") -> list[dict]:
+    return [{"name": name, "state": "pending", "started_at": None, "finished_at": None, "detail": ""}
+            for name in rules.PLANS[desired]]
+
+
+def subdomain_availability(db, name: str) -> dict:
+    problem = rules.subdomain_problem(name)
+    if problem is None and db.scalar(select(Tenant.id).where(Tenant.subdomain == name, Tenant.status != "deleted")):
+        problem = "is taken"
+    return {"name": name, "available": problem is None, "reason": problem or ""}
+
+
+def owned(db, user: User, tenant_id: str) -> Tenant:
+    """The caller's tenant; anyone else's is a 404, as is a deleted one."""
+    tenant = db.get(Tenant, tenant_id)
+    if tenant is None or tenant.owner_id != user.id or tenant.status == "deleted":
+        raise NotFound("No such instance.")
+    return tenant
+
+
+def list_owned(db, user: User) -> list[Tenant]:
+    return list(db.scalars(select(Tenant).where(Tenant.owner_id == user.id, Tenant.status != "deleted")
+                           .order_by(Tenant.created_at)))
+
+
+def change(platform, user: User, tenant_id: str, action: str) -> Tenant:
+    """Stop, start or delete: a new desired state and generation. Deleting twice is idempotent."""
+    desired, status = TRANSITIONS[action]
+    with platform.store.session() as db:
+        tenant = owned(db, user, tenant_id)
+        if tenant.desired == "deleted" and action != "delete":
+            raise Conflict("This instance is being deleted.", "invalid_state")
+        if tenant.desired != desired:
+            tenant.desired, tenant.status, tenant.status_detail = desired, status, ""
+            tenant.progress = pending_steps(desired)
+            tenant.generation += 1
+            tenant.attempts, tenant.next_attempt_at = 0, now()
+            record(db, tenant, action, f"{action} requested")
+        elif action != "delete":
+            raise Conflict(f"This instance is already {tenant.status}.", "invalid_state")
+    platform.wake()
+    return tenant
+
+
+def record(db, tenant: Tenant, kind: str, message: str) -> None:
+    db.add(Event(tenant_id=tenant.id, kind=kind, message=message))
+
+
+def admin_list(db, status="", db_strategy="", tier="", q="") -> list[Tenant]:
+    query = select(Tenant).join(Tenant.owner).order_by(Tenant.created_at.desc())
+    for column, value in ((Tenant.status, status), (Tenant.db_strategy, db_strategy), (Tenant.tier, tier)):
+        if value:
+            query = query.where(column == value)
+    if q:
+        pattern = f"%{q.lower()}%"
+        query = query.where(or_(Tenant.subdomain.like(pattern), func.lower(User.email).like(pattern)))
+    return list(db.scalars(query).unique())
+
+
+def recent_events(db, tenant: Tenant, limit: int = 50) -> list[dict]:
+    rows = db.scalars(select(Event).where(Event.tenant_id == tenant.id).order_by(Event.id.desc()).limit(limit))
+    return [{"at": e.at.isoformat(), "kind": e.kind, "message": e.message} for e in rows]
+
+
+def public(tenant: Tenant) -> dict:
+    """The API's tenant shape; secrets never leave the store."""
+    steps = tenant.progress or []
+    done = sum(step["state"] == "done" for step in steps)
+    current = next((step["name"] for step in steps if step["state"] != "done"), "")
+    return {"id": tenant.id, "subdomain": tenant.subdomain, "url": tenant.url, "app": tenant.app,
+            "tier": tenant.tier, "status": tenant.status, "status_detail": tenant.status_detail,
+            "progress": {"step": current, "done": done, "total": len(steps), "steps": steps},
+            "db_strategy": tenant.db_strategy, "db_strategy_reason": tenant.db_strategy_reason,
+            "db_server": tenant.db_server.name if tenant.db_server else None, "admin_email": tenant.admin_email,
+            "routing": "direct port" if tenant.url.startswith("http://127.0.0.1:") else "subdomain",
+            "node": tenant.node, "compliance": tenant.compliance, "desired": tenant.desired,
+            "created_at": tenant.created_at.isoformat(), "updated_at": tenant.updated_at.isoformat()}
