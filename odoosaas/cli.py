@@ -1,6 +1,9 @@
 """Command line: `odoosaas serve | worker | create-admin | tenants | db upgrade | add-db-server`."""
+import contextlib
 import logging
 import os
+import signal
+import sys
 import threading
 
 import click
@@ -38,7 +41,21 @@ def serve():
     if p.settings.worker:
         start_worker(p)
     click.echo(f"Serving on http://{p.settings.bind}:{p.settings.port}")
-    waitress.serve(current_app._get_current_object(), host=p.settings.bind, port=p.settings.port, threads=8)
+    with stopping_children(p):
+        waitress.serve(current_app._get_current_object(), host=p.settings.bind, port=p.settings.port, threads=8)
+
+
+@contextlib.contextmanager
+def stopping_children(p):
+    """On TERM or Ctrl-C, stop the app processes this process supervises (clusters keep running)."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        yield
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if hasattr(p.driver, "close"):
+            p.driver.close()
 
 
 def start_worker(p) -> threading.Event:
@@ -57,7 +74,8 @@ def worker():
     p = platform()
     start_up(p)
     start_worker(p)
-    threading.Event().wait()
+    with stopping_children(p):
+        threading.Event().wait()
 
 
 @main.command("create-admin")

@@ -52,7 +52,8 @@ class Settings(BaseSettings):
     worker: bool = Field(True, description="Run the reconciler inside the web process (`make run`).")
     local_fallback_app: str = Field("", description="App to run instead of `odoo` when no `odoo` executable exists (`sample`).")
     traefik_bin: str = Field("", description="Traefik binary for the local driver; empty looks on PATH and in the build cache.")
-    fault_after: str = Field("", description="Testing only: the worker exits right after this step (crash tests).")
+    ready_timeout: int = Field(600, description="Seconds an app may take to answer its health check before the tenant fails.")
+    fault_after: str = Field("", description="Testing only: the worker exits right after this `desired:step` (crash tests).")
     traefik_port: int = Field(8080, description="Port of the local Traefik entry point (0: no Traefik).")
 
     @model_validator(mode="after")

@@ -6,6 +6,7 @@ from werkzeug.exceptions import HTTPException
 from odoosaas.errors import ApiError, Forbidden, Unauthenticated
 
 BEARER = [{"bearer": []}]
+PUBLIC = ("/api/v1/auth/", "/api/v1/subdomains/")
 HTTP_CODES = {400: "invalid", 401: "unauthenticated", 404: "not_found", 405: "method_not_allowed",
               413: "too_large", 415: "unsupported_media_type", 429: "rate_limited"}
 
@@ -68,8 +69,15 @@ def handle_http_error(exc: HTTPException):
     return error_response(exc.code or 500, HTTP_CODES.get(exc.code, "error"), exc.description or exc.name)
 
 
+def authenticate_first():
+    """Unauthenticated callers get 401 before any validation of what they sent."""
+    if request.path.startswith("/api/v1/") and not request.path.startswith(PUBLIC):
+        current_user()
+
+
 def init_app(app) -> None:
     from odoosaas.api import admin, auth, ops, tenants
+    app.before_request(authenticate_first)
     app.before_request(require_json)
     for module in (auth, tenants, admin, ops):
         app.register_api(module.bp)

@@ -1,5 +1,6 @@
 """Built-in identity provider: argon2 password hashes, short-lived JWT access tokens and
 rotating refresh tokens whose reuse revokes the whole family."""
+import functools
 import hashlib
 import secrets
 from datetime import timedelta
@@ -23,8 +24,12 @@ class BuiltinProvider:
     def __init__(self, settings, store, mailer):
         self.settings, self.store, self.mailer = settings, store, mailer
         self.hasher = PasswordHasher()
-        self.dummy_hash = self.hasher.hash(secrets.token_hex(8))  # same work for unknown emails
         self.jwt_key = hashlib.sha256(b"odoosaas-jwt:" + settings.secret_key.encode()).hexdigest()
+
+    @functools.cached_property
+    def dummy_hash(self) -> str:
+        """Checked for unknown emails, so they take as long as wrong passwords."""
+        return self.hasher.hash(secrets.token_hex(8))
 
     def signup(self, email: str, password: str, full_name: str = "") -> User:
         user = User(email=email.lower(), password_hash=self.hasher.hash(password), full_name=full_name)

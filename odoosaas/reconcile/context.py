@@ -1,5 +1,5 @@
 """What one reconcile pass knows about its tenant, and how it writes back what it saw."""
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import update
 
@@ -55,6 +55,11 @@ class Context:
                          **({"started_at": s["started_at"] or stamp} if state == "running" else {"finished_at": stamp}))
                 self._write(progress=steps)
                 return
+
+    def step_age(self, name: str) -> float:
+        """Seconds since the step first started (it survives worker restarts)."""
+        started = next((s["started_at"] for s in self.tenant.progress if s["name"] == name), None)
+        return (now() - datetime.fromisoformat(started)).total_seconds() if started else 0.0
 
     def mark_server(self, server: DbServer, status: str) -> None:
         if server.status != status:

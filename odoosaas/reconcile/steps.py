@@ -11,7 +11,6 @@ from odoosaas.store.models import DbServer, Tenant
 from odoosaas.tenants import rules
 
 placement_lock = threading.Lock()  # one placement at a time in this process; rows are locked too
-READY_ATTEMPTS = 1200  # about ten minutes of polling before a tenant that never answers is failed
 
 
 def server_admin(platform, server: DbServer) -> dict:
@@ -83,8 +82,8 @@ def ensure_routing(ctx) -> None:
 def ensure_ready(ctx) -> None:
     observed = ctx.platform.driver.observe(ctx.tenant, ctx.spec())
     if not observed.ready:
-        if ctx.tenant.attempts >= READY_ATTEMPTS:
-            raise PermanentError(f"The app did not become ready: {observed.detail}")
+        if ctx.step_age("ready") > ctx.platform.settings.ready_timeout:
+            raise PermanentError(f"The app did not answer its health check in time ({observed.detail}).")
         raise TemporaryError(observed.detail or "waiting for the app to answer", delay=0.2)
     ctx.save(node=observed.node, url=observed.url or ctx.tenant.url)
 

@@ -117,7 +117,7 @@ class Worker:
                 ctx.step(name, "running")
                 steps.ACTIONS[desired][name](ctx)
                 ctx.step(name, "done")
-                self.fault_point(name)
+                self.fault_point(f"{desired}:{name}")
             ctx.finish(desired)
             self.synced[ctx.tenant.id] = ctx.generation
             if desired == "deleted":
@@ -136,5 +136,5 @@ class Worker:
 
     def fault_point(self, step: str) -> None:
         """Tests kill the worker right after a step (ODOOSAAS_FAULT_AFTER)."""
-        if step and step == self.platform.settings.fault_after:
+        if step == self.platform.settings.fault_after:
             os._exit(70)

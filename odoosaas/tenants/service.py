@@ -74,7 +74,7 @@ def change(platform, user: User, tenant_id: str, action: str) -> Tenant:
         tenant = owned(db, user, tenant_id)
         if tenant.desired == "deleted" and action != "delete":
             raise Conflict("This instance is being deleted.", "invalid_state")
-        if tenant.desired != desired:
+        if tenant.desired != desired or tenant.status == "failed":  # on a failed tenant, start retries
             tenant.desired, tenant.status, tenant.status_detail = desired, status, ""
             tenant.progress = pending_steps(desired)
             tenant.generation += 1

@@ -1,0 +1,150 @@
+"""The provisioning engine on the local driver: real PostgreSQL clusters, app processes, sample app."""
+import psycopg
+import pytest
+
+from odoosaas.reconcile.worker import Worker
+from tests.conftest import Caller, make_app
+from tests.inspect import app_processes, database_state, tenant_row
+
+PASSWORD = "admin-pass-1"
+
+
+@pytest.fixture
+def platform_app(workdir):
+    app = make_app(workdir)
+    yield app
+    app.extensions["odoosaas"].driver.close()
+    app.extensions["odoosaas"].store.dispose()
+
+
+@pytest.fixture
+def owner(platform_app):
+    return Caller(platform_app.test_client(), "owner@example.com")
+
+
+def converge(app, timeout=60):
+    Worker(app.extensions["odoosaas"]).run_until_idle(timeout)
+
+
+def test_create_serves_the_sample_app(platform_app, owner):
+    import httpx
+    tenant_id = owner.create("acme").json["tenant"]["id"]
+    converge(platform_app)
+    tenant = owner.get(f"/api/v1/tenants/{tenant_id}").json["tenant"]
+    assert tenant["status"] == "running", tenant["status_detail"]
+    assert tenant["progress"]["done"] == 5 and all(s["finished_at"] for s in tenant["progress"]["steps"])
+    assert tenant["db_server"] == "shared-1" and tenant["node"] and tenant["routing"] == "direct port"
+    first = httpx.get(tenant["url"]).text
+    assert "acme" in first and "owner@example.com" in first and "Visits: <span id=visits>1<" in first
+    assert "Visits: <span id=visits>2<" in httpx.get(tenant["url"]).text
+    assert httpx.get(tenant["url"] + "/web/health").json() == {"status": "pass"}
+    assert len(app_processes(tenant_id)) == 1
+
+
+def test_stop_start_delete_cleans_up(platform_app, owner):
+    tenant_id = owner.create("cycle").json["tenant"]["id"]
+    converge(platform_app)
+    owner.post(f"/api/v1/tenants/{tenant_id}/stop")
+    converge(platform_app)
+    assert owner.get(f"/api/v1/tenants/{tenant_id}").json["tenant"]["status"] == "stopped"
+    assert app_processes(tenant_id) == []
+    owner.post(f"/api/v1/tenants/{tenant_id}/start")
+    converge(platform_app)
+    assert owner.get(f"/api/v1/tenants/{tenant_id}").json["tenant"]["status"] == "running"
+    assert len(app_processes(tenant_id)) == 1
+    owner.delete(f"/api/v1/tenants/{tenant_id}")
+    converge(platform_app)
+    assert owner.get(f"/api/v1/tenants/{tenant_id}").status_code == 404
+    assert tenant_row(platform_app, tenant_id).status == "deleted"
+    assert app_processes(tenant_id) == []
+    assert database_state(platform_app, tenant_id) == {"databases": 0, "roles": 0}
+    assert not (platform_app.extensions["odoosaas"].settings.data_dir / "apps" / tenant_id).exists()
+
+
+def test_dedicated_tenant_gets_its_own_cluster(platform_app, owner, operator):
+    tenant_id = owner.create("bigco", tier="premium").json["tenant"]["id"]
+    converge(platform_app)
+    tenant = owner.get(f"/api/v1/tenants/{tenant_id}").json["tenant"]
+    assert tenant["status"] == "running" and tenant["db_server"].startswith("ded-bigco-")
+    servers = {s["name"]: s for s in operator.get("/api/v1/admin/db-servers").json["items"]}
+    assert servers[tenant["db_server"]]["kind"] == "dedicated" and servers[tenant["db_server"]]["tenants"] == 1
+    cluster = platform_app.extensions["odoosaas"].settings.data_dir / "pg" / tenant["db_server"]
+    assert (cluster / "data" / "PG_VERSION").exists()
+    owner.delete(f"/api/v1/tenants/{tenant_id}")
+    converge(platform_app)
+    assert not cluster.exists()
+    assert operator.get("/api/v1/admin/db-servers").json["items"] == []
+
+
+def test_full_shared_server_gets_a_sibling(workdir):
+    app = make_app(workdir, shared_capacity=2)
+    caller = Caller(app.test_client(), "many@example.com")
+    ids = [caller.create(f"shop-{i}").json["tenant"]["id"] for i in range(3)]
+    converge(app)
+    servers = [caller.get(f"/api/v1/tenants/{i}").json["tenant"]["db_server"] for i in ids]
+    assert sorted(servers) == ["shared-1", "shared-1", "shared-2"]
+    from odoosaas.tenants import fleet
+    with app.extensions["odoosaas"].store.session() as db:
+        loads = {s["name"]: (s["tenants"], s["capacity"], s["utilization"]) for s in fleet.db_servers(db)}
+    assert loads == {"shared-1": (2, 2, 1.0), "shared-2": (1, 2, 0.5)}
+    app.extensions["odoosaas"].driver.close()
+
+
+def test_tenant_roles_are_isolated(platform_app, owner):
+    ids = [owner.create(name).json["tenant"]["id"] for name in ("left", "right")]
+    converge(platform_app)
+    p = platform_app.extensions["odoosaas"]
+    from odoosaas.reconcile.context import Context
+    left, right = (Context(p, tenant_row(platform_app, i)).spec().database for i in ids)
+    assert left["host"] == right["host"] and left["port"] == right["port"], "both on one shared server"
+    with pytest.raises(psycopg.OperationalError, match="permission denied"):
+        psycopg.connect(**{**left, "dbname": right["dbname"]})
+    with psycopg.connect(**left) as conn:
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute(f"SET ROLE {right['user']}")
+    with psycopg.connect(**{**left, "dbname": "postgres"}) as conn:  # Odoo's entrypoint needs this one
+        acls = dict(conn.execute("SELECT datname, datacl::text FROM pg_database WHERE datname LIKE 't\\_%'").fetchall())
+    assert set(acls) == {"t_left", "t_right"}
+    for acl in acls.values():  # an entry with no grantee before '=' is PUBLIC
+        assert acl and not any(entry.startswith("=") for entry in acl.strip("{}").split(",")), acl
+
+
+def test_delete_while_creating(platform_app, owner):
+    tenant_id = owner.create("hasty").json["tenant"]["id"]
+    assert owner.delete(f"/api/v1/tenants/{tenant_id}").status_code == 202
+    converge(platform_app)
+    assert tenant_row(platform_app, tenant_id).status == "deleted"
+    assert app_processes(tenant_id) == []
+
+
+def test_app_that_never_answers_fails_with_a_reason(workdir):
+    # 40 MB of address space is too little for Python: the memory limit is really enforced
+    app = make_app(workdir, tiers={"basic": {"memory_mb": 40}}, ready_timeout=3)
+    caller = Caller(app.test_client(), "tiny@example.com")
+    tenant_id = caller.create("tiny").json["tenant"]["id"]
+    converge(app, timeout=30)
+    tenant = caller.get(f"/api/v1/tenants/{tenant_id}").json["tenant"]
+    assert tenant["status"] == "failed" and "health check" in tenant["status_detail"]
+    assert [s["state"] for s in tenant["progress"]["steps"]][-1] == "failed"
+    log = (workdir / "logs" / "tiny.log").read_text()
+    assert "MemoryError" in log or "memory" in log.lower()
+    caller.post(f"/api/v1/tenants/{tenant_id}/start")  # start retries a failed tenant
+    assert caller.get(f"/api/v1/tenants/{tenant_id}").json["tenant"]["status"] == "starting"
+    app.extensions["odoosaas"].driver.close()
+
+
+def test_secrets_stay_out_of_argv_logs_and_responses(platform_app, owner, operator):
+    tenant_id = owner.create("quiet", admin_password="Sup3r-Secret-Admin").json["tenant"]["id"]
+    converge(platform_app)
+    p = platform_app.extensions["odoosaas"]
+    db_password = p.box.open(tenant_row(platform_app, tenant_id).secrets)["db_password"]
+    for pid in app_processes(tenant_id):
+        argv = open(f"/proc/{pid}/cmdline", "rb").read().decode()
+        assert db_password not in argv and "Sup3r-Secret-Admin" not in argv
+    logs = "".join(f.read_text(errors="replace") for f in p.settings.data_dir.rglob("*.log"))
+    assert db_password not in logs and "Sup3r-Secret-Admin" not in logs
+    responses = str(owner.get(f"/api/v1/tenants/{tenant_id}").json) + str(operator.get(
+        f"/api/v1/admin/tenants/{tenant_id}").json) + str(operator.get("/api/v1/admin/db-servers").json)
+    assert db_password not in responses and "Sup3r-Secret-Admin" not in responses
+    config = next((p.settings.data_dir / "apps" / tenant_id).glob("*.json"))
+    assert config.stat().st_mode & 0o077 == 0
