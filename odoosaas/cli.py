@@ -125,3 +125,7 @@ def add_db_server(name, dsn):
     password = os.environ.get("PGPASSWORD") or click.prompt("Password", hide_input=True)
     server = fleet.register_server(platform(), name, dsn, password)
     click.echo(f"registered {server.name} at {server.host}:{server.port}")
+
+
+if __name__ == "__main__":
+    main()
