@@ -1,0 +1,50 @@
+"""Real Traefik (built from its Go module by `make test`) routes subdomains to tenant apps."""
+import time
+
+import httpx
+import pytest
+
+from odoosaas.drivers.local import find_traefik
+from odoosaas.pg.clusters import free_port
+from odoosaas.reconcile.worker import Worker
+from tests.conftest import Caller, make_app
+
+
+@pytest.fixture
+def routed_app(workdir):
+    port = free_port()
+    app = make_app(workdir, traefik_port=port)
+    assert find_traefik(app.extensions["odoosaas"].settings), "no Traefik binary: run testbed/traefik/build.sh"
+    assert app.extensions["odoosaas"].driver.start_edge()
+    yield app, port
+    app.extensions["odoosaas"].driver.close()
+
+
+def through_traefik(port: int, host: str, want: int, timeout: float = 10) -> httpx.Response:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            response = httpx.get(f"http://127.0.0.1:{port}/", headers={"Host": host})
+            if response.status_code == want or time.monotonic() > deadline:
+                return response
+        except httpx.TransportError:
+            if time.monotonic() > deadline:
+                raise
+        time.sleep(0.1)
+
+
+def test_subdomain_routes_to_the_tenant_app(routed_app):
+    app, port = routed_app
+    caller = Caller(app.test_client(), "edge@example.com")
+    ids = {name: caller.create(name).json["tenant"]["id"] for name in ("north", "south")}
+    Worker(app.extensions["odoosaas"]).run_until_idle(60)
+    for name, tenant_id in ids.items():
+        tenant = caller.get(f"/api/v1/tenants/{tenant_id}").json["tenant"]
+        assert tenant["status"] == "running" and tenant["url"] == f"http://{name}.localhost:{port}"
+        assert tenant["routing"] == "subdomain"
+        page = through_traefik(port, f"{name}.localhost", 200)
+        assert page.status_code == 200 and f"<h1>{name}</h1>" in page.text
+    caller.delete(f"/api/v1/tenants/{ids['north']}")
+    Worker(app.extensions["odoosaas"]).run_until_idle(60)
+    assert through_traefik(port, "north.localhost", 404).status_code == 404
+    assert through_traefik(port, "south.localhost", 200).status_code == 200
