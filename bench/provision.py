@@ -93,7 +93,7 @@ def main():
               "p1_p95_s": round(percentile(totals, 0.95), 3), "p1_steps_p50_s": {k: round(v, 3) for k, v in steps.items()},
               "p3_count": 50, "p3_all_running_s": round(burst_seconds, 2), "p3_failures": failures,
               "p3_servers": sorted(servers), "traefik": routed}
-    print(f"{"figure":32} {'measured':>10} {'target':>10}")
+    print(f"{'figure':32} {'measured':>10} {'target':>10}")
     print(f"{'P1 p50 request->running':32} {report['p1_p50_s']:>9.3f}s {'<= 1.0s':>10}")
     print(f"{'P1 p95 request->running':32} {report['p1_p95_s']:>9.3f}s {'<= 2.0s':>10}")
     for name, seconds in report["p1_steps_p50_s"].items():
