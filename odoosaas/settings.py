@@ -48,13 +48,28 @@ class Settings(BaseSettings):
     shared_capacity: int = Field(50, description="Tenants per shared PostgreSQL server.")
 
     # Runtime
-    driver: Literal["local"] = Field("local", description="Runtime driver.")
+    driver: Literal["local", "kubernetes"] = Field("local", description="Runtime driver.")
     worker: bool = Field(True, description="Run the reconciler inside the web process (`make run`).")
     local_fallback_app: str = Field("", description="App to run instead of `odoo` when no `odoo` executable exists (`sample`).")
     traefik_bin: str = Field("", description="Traefik binary for the local driver; empty looks on PATH and in the build cache.")
     ready_timeout: int = Field(600, description="Seconds an app may take to answer its health check before the tenant fails.")
     fault_after: str = Field("", description="Testing only: the worker exits right after this `desired:step` (crash tests).")
     traefik_port: int = Field(8080, description="Port of the local Traefik entry point (0: no Traefik).")
+
+    # Kubernetes driver
+    kubeconfig: str = Field("", description="Kubeconfig file; empty uses the pod's service account.")
+    k8s_platform_namespace: str = Field("odoosaas", description="Namespace of the control plane and shared PostgreSQL servers.")
+    k8s_ingress_namespace: str = Field("ingress", description="Namespace of the ingress controller (MicroK8s >= 1.35: `ingress`).")
+    k8s_routing: Literal["ingressroute", "ingress"] = Field("ingressroute", description="Traefik IngressRoute or a plain Ingress.")
+    k8s_entry_points: str = Field("websecure", description="Traefik entry points of tenant routes (comma-separated).")
+    k8s_tls_secret: str = Field("", description="TLS secret of tenant routes; empty uses Traefik's default (wildcard) certificate.")
+    k8s_storage_class: str = Field("", description="StorageClass of filestores and database volumes; empty: the cluster default.")
+    k8s_odoo_image: str = Field("odoo:18.0", description="Odoo image.")
+    k8s_odoo_flavour: Literal["official", "bitnami"] = Field("official", description="Conventions of the Odoo image.")
+    k8s_odoo_uid: int = Field(101, description="Numeric uid of the `odoo` user in the image (runAsNonRoot needs a number).")
+    k8s_postgres_image: str = Field("postgres:16", description="Image of dedicated and shared PostgreSQL servers.")
+    k8s_platform_image: str = Field("odoosaas:latest", description="The control plane's image (also runs the sample app).")
+    k8s_mail_egress: str = Field("", description="CIDRs tenants may reach on SMTP ports (comma-separated).")
 
     @model_validator(mode="after")
     def _require_real_secrets(self):

@@ -27,9 +27,20 @@ class Spec:
     admin_email: str
     admin_password: str
     url: str
+    flavour: str = "official"  # the Odoo image's conventions on Kubernetes: official | bitnami
 
     def __repr__(self) -> str:
         return f"Spec({self.subdomain!r}, app={self.app!r})"
+
+
+@dataclass
+class Workload:
+    """How a template runs on Kubernetes: the container, its Secret values and pod security."""
+    container: dict
+    secret: dict
+    pod_security: str = "restricted"
+    pod_context: dict | None = None
+    init: dict | None = None  # a container to run to completion once before the app (a Job)
 
 
 def template(name: str):

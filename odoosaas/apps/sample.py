@@ -11,7 +11,8 @@ from pathlib import Path
 
 import psycopg
 
-from odoosaas.apps import pbkdf2_sha512, write_private
+from odoosaas.apps import Workload, pbkdf2_sha512, write_private
+from odoosaas.drivers.k8s import specs
 
 SCHEMA = ("CREATE TABLE IF NOT EXISTS sample_visits (id int PRIMARY KEY, visits bigint NOT NULL);"
           "CREATE TABLE IF NOT EXISTS sample_admin (id int PRIMARY KEY, login text NOT NULL, password text NOT NULL)")
@@ -40,6 +41,17 @@ class SampleTemplate:
             conn.execute("INSERT INTO sample_admin VALUES (1, %s, %s) ON CONFLICT (id) DO UPDATE "
                          "SET login = excluded.login, password = excluded.password",
                          (spec.admin_email, pbkdf2_sha512(spec.admin_password, 29000)))
+
+
+    def k8s(self, spec, settings) -> Workload:
+        """The platform's own image runs it; the config (with the password) is a Secret file."""
+        config = json.dumps({"name": spec.subdomain, "host": "0.0.0.0", "port": 8069, "database": spec.database})
+        container = {"name": "sample", "image": settings.k8s_platform_image,
+                     "command": ["python", "-m", "odoosaas.apps.sample", "/etc/odoosaas/sample.json"],
+                     "securityContext": specs.restricted(10001),
+                     "volumeMounts": [{"name": "secrets", "mountPath": "/etc/odoosaas", "readOnly": True}]}
+        context = {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
+        return Workload(container, {"sample.json": config}, "restricted", context)
 
 
 TEMPLATE = SampleTemplate()
@@ -74,7 +86,8 @@ def page(config: dict, path: str) -> tuple[str, str]:
 def main(path: str) -> None:
     import waitress
     config = json.loads(Path(path).read_text())
-    waitress.serve(make_wsgi(config), host="127.0.0.1", port=config["port"], threads=4, _quiet=True)
+    waitress.serve(make_wsgi(config), host=config.get("host", "127.0.0.1"), port=config["port"], threads=4,
+                   _quiet=True)
 
 
 if __name__ == "__main__":

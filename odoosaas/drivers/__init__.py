@@ -19,7 +19,8 @@ class Driver(Protocol):
 
     def ping(self) -> None: ...
     def nodes(self) -> list[str]: ...
-    def ensure_db_server(self, server) -> dict: ...   # -> {host, port, admin_dsn}
+    def server_address(self, name: str, kind: str, subdomain: str) -> tuple[str, int]: ...
+    def ensure_db_server(self, server, admin: dict, spec) -> None: ...
     def delete_db_server(self, server) -> None: ...
     def apply(self, tenant, spec) -> None: ...        # runtime objects, running
     def route(self, tenant, spec) -> str: ...         # -> public URL
@@ -29,5 +30,8 @@ class Driver(Protocol):
 
 
 def make_driver(settings) -> Driver:
+    if settings.driver == "kubernetes":
+        from odoosaas.drivers.k8s.driver import KubernetesDriver
+        return KubernetesDriver(settings)
     from odoosaas.drivers.local import LocalDriver
     return LocalDriver(settings)

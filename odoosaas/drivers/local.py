@@ -43,7 +43,10 @@ class LocalDriver:
         return [self.node]
 
     # database servers
-    def ensure_db_server(self, server, admin: dict) -> None:
+    def server_address(self, name: str, kind: str, subdomain: str) -> tuple[str, int]:
+        return "127.0.0.1", free_port()
+
+    def ensure_db_server(self, server, admin: dict, spec=None) -> None:
         with socket.socket() as probe:  # cheap check first: a listening server needs nothing
             probe.settimeout(0.5)
             if probe.connect_ex(("127.0.0.1", server.port)) == 0:

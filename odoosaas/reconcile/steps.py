@@ -6,7 +6,6 @@ from sqlalchemy import func, select
 from odoosaas import apps
 from odoosaas.errors import PermanentError, TemporaryError
 from odoosaas.pg import ops
-from odoosaas.pg.clusters import free_port
 from odoosaas.store.models import DbServer, Tenant
 from odoosaas.tenants import rules
 
@@ -17,10 +16,11 @@ def server_admin(platform, server: DbServer) -> dict:
     return platform.box.open(server.secret)
 
 
-def new_server(platform, db, name: str, kind: str, capacity: int) -> DbServer:
-    """A managed server row: its port and superuser password are kept before the cluster exists."""
-    password = platform.box.seal({"host": "127.0.0.1", "user": "odoosaas", "password": ops.new_password()})
-    server = DbServer(name=name, kind=kind, host="127.0.0.1", port=free_port(), capacity=capacity, secret=password)
+def new_server(platform, db, name: str, kind: str, capacity: int, subdomain: str = "") -> DbServer:
+    """A managed server row: its address and superuser password are kept before it exists."""
+    host, port = platform.driver.server_address(name, kind, subdomain)
+    admin = platform.box.seal({"user": "odoosaas", "password": ops.new_password()})
+    server = DbServer(name=name, kind=kind, host=host, port=port, capacity=capacity, secret=admin)
     db.add(server)
     db.flush()
     return server
@@ -35,7 +35,7 @@ def place(platform, tenant: Tenant) -> str:
         if row.db_server_id:
             return row.db_server_id
         if row.db_strategy == "dedicated":
-            server = new_server(platform, db, f"ded-{row.subdomain}-{row.id[:6]}", "dedicated", 1)
+            server = new_server(platform, db, f"ded-{row.subdomain}-{row.id[:6]}", "dedicated", 1, row.subdomain)
         else:
             server = shared_server_with_room(platform, db)
         row.db_server_id = server.id
@@ -59,7 +59,7 @@ def ensure_database(ctx) -> None:
     server = ctx.server(ctx.tenant.db_server_id)
     admin = server_admin(ctx.platform, server)
     if server.managed:
-        ctx.platform.driver.ensure_db_server(server, admin)
+        ctx.platform.driver.ensure_db_server(server, admin, ctx.spec())
         ctx.mark_server(server, "ready")
     name = ops.names(ctx.tenant.subdomain)
     with ops.connect({**admin, "host": server.host, "port": server.port}) as conn:

@@ -1,0 +1,131 @@
+"""The Kubernetes driver: a namespace per tenant, applied with server-side apply.
+
+Objects come from the pure functions in `specs`; this thin layer sends them and reads
+status back. Client errors are converted where they enter: a conflict or an unreachable
+API server is a TemporaryError, a refused object a PermanentError with the server's reason.
+"""
+import httpx
+from lightkube import ApiError, Client, KubeConfig, codecs
+from lightkube.generic_resource import create_namespaced_resource
+from lightkube.resources.apps_v1 import Deployment, StatefulSet
+from lightkube.resources.batch_v1 import Job
+from lightkube.resources.core_v1 import Namespace, Node, Pod
+
+from odoosaas import apps
+from odoosaas.drivers import Observed
+from odoosaas.drivers.k8s import specs
+from odoosaas.errors import PermanentError, TemporaryError
+
+create_namespaced_resource("traefik.io", "v1alpha1", "IngressRoute", "ingressroutes")
+FIELD_MANAGER = "odoosaas"
+
+
+def converted(call):
+    """Run a client call; turn foreign exceptions into the reconciler's two errors."""
+    try:
+        return call()
+    except ApiError as exc:
+        if exc.status.code in (409, 429) or exc.status.code >= 500:
+            raise TemporaryError(f"Kubernetes: {exc.status.message}", delay=2) from exc
+        raise PermanentError(f"Kubernetes refused it: {exc.status.message}") from exc
+    except httpx.HTTPError as exc:
+        raise TemporaryError(f"Kubernetes API unreachable: {type(exc).__name__}", delay=3) from exc
+
+
+class KubernetesDriver:
+    name = "kubernetes"
+
+    def __init__(self, settings, client: Client | None = None):
+        self.settings = settings
+        config = KubeConfig.from_file(settings.kubeconfig) if settings.kubeconfig else KubeConfig.from_service_account()
+        self.client = client or Client(config, field_manager=FIELD_MANAGER, timeout=30)
+
+    def apply(self, tenant, spec) -> None:
+        workload = apps.template(spec.app).k8s(spec, self.settings)
+        ns = specs.namespace_name(spec.subdomain)
+        self._tenant_namespace(spec, workload.pod_security)
+        self._send(specs.secret("tenant", ns, workload.secret), specs.filestore(spec, self.settings.k8s_storage_class))
+        if workload.init is not None:
+            self._run_once(ns, specs.job("init", ns, workload.init, workload.pod_context))
+        self._send(specs.deployment(spec, workload.container, workload.pod_context), specs.service(spec))
+
+    def _tenant_namespace(self, spec, pod_security: str) -> None:
+        db_host = spec.database["host"]
+        self._send(specs.namespace(spec, pod_security), *specs.quota(spec),
+                   *specs.network_policies(spec, self.settings, db_host))
+
+    def _send(self, *objects: dict) -> None:
+        for obj in objects:
+            converted(lambda: self.client.apply(codecs.from_dict(obj), force=True))
+
+    def _run_once(self, ns: str, job: dict) -> None:
+        """A Job that must have succeeded before the app starts (Odoo's first initialisation)."""
+        self._send(job)
+        status = converted(lambda: self.client.get(Job, job["metadata"]["name"], namespace=ns)).status
+        if status and status.failed:
+            raise PermanentError("Initialising the database failed; see the `init` Job's logs.")
+        if not (status and status.succeeded):
+            raise TemporaryError("initialising the database", delay=2)
+
+    def route(self, tenant, spec) -> str:
+        self._send(specs.route(spec, self.settings))
+        return f"{self.settings.public_scheme}://{spec.subdomain}.{self.settings.base_domain}"
+
+    def stop(self, tenant) -> None:
+        ns = specs.namespace_name(tenant.subdomain)
+        try:
+            converted(lambda: self.client.patch(Deployment, "app", {"spec": {"replicas": 0}}, namespace=ns,
+                                                patch_type="merge"))
+        except PermanentError:
+            pass  # no Deployment: nothing runs
+
+    def delete(self, tenant) -> None:
+        """Delete the namespace, then wait until the namespace controller has emptied it."""
+        ns = specs.namespace_name(tenant.subdomain)
+        try:
+            self.client.delete(Namespace, ns)
+        except ApiError as exc:
+            if exc.status.code == 404:
+                return
+            raise TemporaryError(f"Kubernetes: {exc.status.message}", delay=2) from exc
+        raise TemporaryError("waiting for the namespace to be removed", delay=1)
+
+    def observe(self, tenant, spec) -> Observed:
+        ns = specs.namespace_name(spec.subdomain)
+        deployment = converted(lambda: self.client.get(Deployment, "app", namespace=ns))
+        available = (deployment.status and deployment.status.availableReplicas) or 0
+        pods = converted(lambda: list(self.client.list(Pod, namespace=ns, labels={"app": "odoo"})))
+        node = next((p.spec.nodeName for p in pods if p.spec and p.spec.nodeName), "")
+        if available < 1:
+            phases = ", ".join(sorted({p.status.phase for p in pods if p.status})) or "no pod yet"
+            return Observed(False, node=node, detail=f"waiting for the app ({phases})")
+        return Observed(True, node=node)
+
+    def nodes(self) -> list[str]:
+        return [n.metadata.name for n in converted(lambda: list(self.client.list(Node)))]
+
+    def ping(self) -> None:
+        self.client.get(Namespace, "default")
+
+    def server_address(self, name: str, kind: str, subdomain: str) -> tuple[str, int]:
+        ns = specs.namespace_name(subdomain) if kind == "dedicated" else self.settings.k8s_platform_namespace
+        return f"{name}.{ns}.svc.cluster.local", 5432
+
+    def ensure_db_server(self, server, admin: dict, spec) -> None:
+        """A StatefulSet in the tenant's namespace (dedicated) or the platform's (shared)."""
+        ns = server.host.split(".")[1]
+        if server.kind == "dedicated":
+            self._tenant_namespace(spec, "restricted")
+        self._send(specs.secret(server.name, ns, {"password": admin["password"]}),
+                   *specs.postgres(server.name, ns, self.settings, spec.resources.storage_gb))
+        status = converted(lambda: self.client.get(StatefulSet, server.name, namespace=ns)).status
+        if not (status and status.readyReplicas):
+            raise TemporaryError("waiting for PostgreSQL to start", delay=2)
+
+    def delete_db_server(self, server) -> None:
+        ns = server.host.split(".")[1]
+        try:
+            self.client.delete(StatefulSet, server.name, namespace=ns)
+        except ApiError as exc:
+            if exc.status.code != 404:
+                raise TemporaryError(f"Kubernetes: {exc.status.message}", delay=2) from exc

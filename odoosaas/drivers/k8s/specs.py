@@ -1,0 +1,183 @@
+"""Desired Kubernetes objects for a tenant, as plain data: pure functions, no client.
+
+Secrets go only into Secret objects; every other object refers to them by key.
+"""
+import ipaddress
+
+MANAGED = {"app.kubernetes.io/managed-by": "odoosaas"}
+APP_LABEL = {"odoosaas.io/role": "tenant-app"}
+DB_LABEL = {"odoosaas.io/role": "database"}
+PORT = 8069
+
+
+def namespace_name(subdomain: str) -> str:
+    return f"t-{subdomain}"
+
+
+def meta(name: str, namespace: str | None = None, labels: dict | None = None) -> dict:
+    data = {"name": name, "labels": {**MANAGED, **(labels or {})}}
+    return {**data, "namespace": namespace} if namespace else data
+
+
+def namespace(spec, pod_security: str) -> dict:
+    levels = {f"pod-security.kubernetes.io/{mode}": pod_security for mode in ("enforce", "audit", "warn")}
+    labels = {"odoosaas.io/tenant": spec.tenant_id, "odoosaas.io/tier": spec.tier, **levels}
+    return {"apiVersion": "v1", "kind": "Namespace", "metadata": meta(namespace_name(spec.subdomain), labels=labels)}
+
+
+def quota(spec) -> list[dict]:
+    """ResourceQuota and LimitRange from the tier: the app plus room for a dedicated database."""
+    ns, r = namespace_name(spec.subdomain), spec.resources
+    cpu, memory = f"{2 * r.cpu_millicores}m", f"{2 * r.memory_mb}Mi"
+    hard = {"requests.cpu": cpu, "limits.cpu": cpu, "requests.memory": memory, "limits.memory": memory,
+            "requests.storage": f"{2 * r.storage_gb}Gi", "persistentvolumeclaims": "4", "pods": "6"}
+    default = {"cpu": f"{r.cpu_millicores}m", "memory": f"{r.memory_mb}Mi"}
+    request = {"cpu": f"{r.cpu_millicores // 4}m", "memory": f"{r.memory_mb // 2}Mi"}
+    return [{"apiVersion": "v1", "kind": "ResourceQuota", "metadata": meta("tier", ns), "spec": {"hard": hard}},
+            {"apiVersion": "v1", "kind": "LimitRange", "metadata": meta("tier", ns), "spec": {"limits": [
+                {"type": "Container", "default": default, "defaultRequest": request, "max": default}]}}]
+
+
+def _policy(ns: str, name: str, selector: dict, types: list, **rules) -> dict:
+    return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": meta(name, ns),
+            "spec": {"podSelector": {"matchLabels": selector} if selector else {}, "policyTypes": types, **rules}}
+
+
+def _namespaced(name: str, pods: dict | None = None) -> dict:
+    peer = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": name}}}
+    return {**peer, "podSelector": {"matchLabels": pods}} if pods else peer
+
+
+def database_peer(host: str, ns: str) -> dict:
+    """Where the tenant's PostgreSQL is: a pod here, a pod in another namespace, or an address."""
+    if host.endswith(".svc.cluster.local"):
+        server_ns = host.split(".")[1]
+        return {"podSelector": {"matchLabels": DB_LABEL}} if server_ns == ns else _namespaced(server_ns, DB_LABEL)
+    try:
+        return {"ipBlock": {"cidr": f"{ipaddress.ip_address(host)}/32"}}
+    except ValueError:  # an external server known by name: policies cannot select names
+        return {"ipBlock": {"cidr": "0.0.0.0/0"}}
+
+
+def network_policies(spec, settings, database_host: str) -> list[dict]:
+    """Default deny both ways; in from the ingress controller (and the platform, for the
+    database); out to DNS, the tenant's PostgreSQL, and the mail allow-list only."""
+    ns = namespace_name(spec.subdomain)
+    tcp = lambda port: {"protocol": "TCP", "port": port}  # noqa: E731
+    db_peer = database_peer(database_host, ns)
+    dns = {"to": [_namespaced("kube-system", {"k8s-app": "kube-dns"})],
+           "ports": [{"protocol": "UDP", "port": 53}, tcp(53)]}
+    egress = [dns, {"to": [db_peer], "ports": [tcp(5432)]}]
+    if settings.k8s_mail_egress:
+        blocks = [{"ipBlock": {"cidr": cidr.strip()}} for cidr in settings.k8s_mail_egress.split(",")]
+        egress.append({"to": blocks, "ports": [tcp(25), tcp(465), tcp(587)]})
+    return [
+        _policy(ns, "default-deny", {}, ["Ingress", "Egress"]),
+        _policy(ns, "allow-ingress-controller", APP_LABEL, ["Ingress"], ingress=[
+            {"from": [_namespaced(settings.k8s_ingress_namespace)], "ports": [tcp(PORT)]}]),
+        _policy(ns, "allow-app-egress", APP_LABEL, ["Egress"], egress=egress),
+        _policy(ns, "allow-database-ingress", DB_LABEL, ["Ingress"], ingress=[
+            {"from": [{"podSelector": {"matchLabels": APP_LABEL}}, _namespaced(settings.k8s_platform_namespace)],
+             "ports": [tcp(5432)]}]),
+    ]
+
+
+def secret(name: str, namespace: str, values: dict) -> dict:
+    return {"apiVersion": "v1", "kind": "Secret", "metadata": meta(name, namespace), "type": "Opaque",
+            "stringData": values}
+
+
+def filestore(spec, storage_class: str) -> dict:
+    claim = {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": f"{spec.resources.storage_gb}Gi"}}}
+    if storage_class:
+        claim["storageClassName"] = storage_class
+    return {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+            "metadata": meta("filestore", namespace_name(spec.subdomain)), "spec": claim}
+
+
+def restricted(uid: int) -> dict:
+    """Container security that passes Pod Security `restricted`."""
+    return {"runAsNonRoot": True, "runAsUser": uid, "runAsGroup": uid, "allowPrivilegeEscalation": False,
+            "capabilities": {"drop": ["ALL"]}, "seccompProfile": {"type": "RuntimeDefault"}}
+
+
+def limits(spec) -> dict:
+    r = spec.resources
+    return {"limits": {"cpu": f"{r.cpu_millicores}m", "memory": f"{r.memory_mb}Mi"},
+            "requests": {"cpu": f"{r.cpu_millicores // 4}m", "memory": f"{r.memory_mb // 2}Mi"}}
+
+
+def deployment(spec, container: dict, pod_security_context: dict, replicas: int = 1) -> dict:
+    """The app, spread over nodes: anti-affinity across every tenant namespace."""
+    ns = namespace_name(spec.subdomain)
+    probe = {"httpGet": {"path": "/web/health", "port": PORT}, "periodSeconds": 10}
+    container = {**container, "ports": [{"containerPort": PORT, "name": "http"}], "resources": limits(spec),
+                 "readinessProbe": probe, "livenessProbe": {**probe, "failureThreshold": 6},
+                 "startupProbe": {**probe, "failureThreshold": 60}}
+    spread = {"weight": 100, "podAffinityTerm": {"labelSelector": {"matchLabels": APP_LABEL},
+                                                 "namespaceSelector": {}, "topologyKey": "kubernetes.io/hostname"}}
+    pod = {"metadata": {"labels": {**APP_LABEL, "app": "odoo"}},
+           "spec": {"securityContext": pod_security_context, "automountServiceAccountToken": False,
+                    "affinity": {"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [spread]}},
+                    "containers": [container],
+                    "volumes": [{"name": "filestore", "persistentVolumeClaim": {"claimName": "filestore"}},
+                                {"name": "secrets", "secret": {"secretName": "tenant"}}]}}
+    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": meta("app", ns, APP_LABEL),
+            "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": "odoo"}},
+                     "strategy": {"type": "Recreate"}, "template": pod}}
+
+
+def job(name: str, ns: str, container: dict, pod_context: dict) -> dict:
+    """Runs once to completion before the app (e.g. Odoo installing `base`)."""
+    pod = {"metadata": {"labels": APP_LABEL}, "spec": {
+        "restartPolicy": "Never", "securityContext": pod_context, "automountServiceAccountToken": False,
+        "containers": [container], "volumes": [{"name": "filestore", "persistentVolumeClaim": {"claimName": "filestore"}}]}}
+    return {"apiVersion": "batch/v1", "kind": "Job", "metadata": meta(name, ns),
+            "spec": {"backoffLimit": 2, "template": pod}}
+
+
+def service(spec) -> dict:
+    return {"apiVersion": "v1", "kind": "Service", "metadata": meta("app", namespace_name(spec.subdomain)),
+            "spec": {"selector": {"app": "odoo"}, "ports": [{"name": "http", "port": PORT, "targetPort": PORT}]}}
+
+
+def route(spec, settings) -> dict:
+    """Traefik IngressRoute (or a plain Ingress) for `<sub>.<base domain>`."""
+    ns, host = namespace_name(spec.subdomain), f"{spec.subdomain}.{settings.base_domain}"
+    if settings.k8s_routing == "ingress":
+        tls = [{"hosts": [host], **({"secretName": settings.k8s_tls_secret} if settings.k8s_tls_secret else {})}]
+        backend = {"service": {"name": "app", "port": {"number": PORT}}}
+        return {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": meta("app", ns),
+                "spec": {"tls": tls, "rules": [{"host": host, "http": {"paths": [
+                    {"path": "/", "pathType": "Prefix", "backend": backend}]}}]}}
+    tls = {"secretName": settings.k8s_tls_secret} if settings.k8s_tls_secret else {}
+    return {"apiVersion": "traefik.io/v1alpha1", "kind": "IngressRoute", "metadata": meta("app", ns),
+            "spec": {"entryPoints": settings.k8s_entry_points.split(","), "tls": tls, "routes": [
+                {"match": f"Host(`{host}`)", "kind": "Rule", "services": [{"name": "app", "port": PORT}]}]}}
+
+
+def postgres(name: str, namespace: str, settings, storage_gb: int) -> list[dict]:
+    """A PostgreSQL server: headless Service + StatefulSet; its superuser password in a Secret."""
+    labels = {**DB_LABEL, "odoosaas.io/db-server": name}
+    env = [{"name": "POSTGRES_USER", "value": "odoosaas"}, {"name": "PGDATA", "value": "/data/pgdata"},
+           {"name": "POSTGRES_PASSWORD", "valueFrom": {"secretKeyRef": {"name": name, "key": "password"}}}]
+    container = {"name": "postgres", "image": settings.k8s_postgres_image, "env": env,
+                 "ports": [{"containerPort": 5432}], "securityContext": restricted(999),
+                 "volumeMounts": [{"name": "data", "mountPath": "/data"}, {"name": "run", "mountPath": "/var/run/postgresql"}],
+                 "readinessProbe": {"exec": {"command": ["pg_isready", "-U", "odoosaas"]}, "periodSeconds": 5},
+                 "resources": {"requests": {"cpu": "250m", "memory": "512Mi"}, "limits": {"cpu": "2", "memory": "2Gi"}}}
+    claim = {"metadata": {"name": "data"}, "spec": {"accessModes": ["ReadWriteOnce"],
+             "resources": {"requests": {"storage": f"{storage_gb}Gi"}}}}
+    if settings.k8s_storage_class:
+        claim["spec"]["storageClassName"] = settings.k8s_storage_class
+    pod = {"metadata": {"labels": labels}, "spec": {
+        "securityContext": {"fsGroup": 999, "seccompProfile": {"type": "RuntimeDefault"}},
+        "automountServiceAccountToken": False, "containers": [container],
+        "volumes": [{"name": "run", "emptyDir": {}}]}}
+    return [
+        {"apiVersion": "v1", "kind": "Service", "metadata": meta(name, namespace, labels),
+         "spec": {"clusterIP": "None", "selector": labels, "ports": [{"name": "postgres", "port": 5432}]}},
+        {"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": meta(name, namespace, labels),
+         "spec": {"serviceName": name, "replicas": 1, "selector": {"matchLabels": labels}, "template": pod,
+                  "volumeClaimTemplates": [claim]}},
+    ]
