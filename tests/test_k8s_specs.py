@@ -1,0 +1,104 @@
+"""The Kubernetes objects as data: pure functions, compared without any server."""
+import json
+
+from odoosaas import apps
+from odoosaas.apps import Spec
+from odoosaas.drivers.k8s import specs
+from odoosaas.settings import Settings
+from odoosaas.tenants.rules import resources
+
+SETTINGS = Settings(driver="kubernetes", k8s_mail_egress="192.0.2.0/24")
+SECRET = "db-pass-never-elsewhere"
+
+
+def make_spec(tier="basic", host="shared-1.odoosaas.svc.cluster.local", app="odoo") -> Spec:
+    db = {"host": host, "port": 5432, "dbname": "t_acme", "user": "t_acme", "password": SECRET}
+    return Spec(tenant_id="t1", subdomain="acme", app=app, tier=tier, resources=resources(tier), database=db,
+                admin_email="a@example.com", admin_password="admin-secret", url="https://acme.example.com")
+
+
+def everything(spec, settings=SETTINGS) -> list[dict]:
+    workload = apps.template(spec.app).k8s(spec, settings)
+    return [specs.namespace(spec, workload.pod_security), *specs.quota(spec),
+            *specs.network_policies(spec, settings, spec.database["host"]),
+            specs.deployment(spec, workload.container, workload.pod_context), specs.service(spec),
+            specs.route(spec, settings), specs.filestore(spec, "")]
+
+
+def test_namespace_labels():
+    ns = specs.namespace(make_spec(tier="standard"), "restricted")
+    labels = ns["metadata"]["labels"]
+    assert ns["metadata"]["name"] == "t-acme"
+    assert labels["app.kubernetes.io/managed-by"] == "odoosaas" and labels["odoosaas.io/tier"] == "standard"
+    assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
+
+
+def test_quota_follows_the_tier():
+    quota, limit_range = specs.quota(make_spec(tier="premium"))
+    assert quota["spec"]["hard"]["limits.memory"] == "8192Mi" and quota["spec"]["hard"]["limits.cpu"] == "4000m"
+    assert limit_range["spec"]["limits"][0]["default"] == {"cpu": "2000m", "memory": "4096Mi"}
+
+
+def test_network_policies_deny_then_allow():
+    policies = {p["metadata"]["name"]: p["spec"] for p in specs.network_policies(
+        make_spec(), SETTINGS, "shared-1.odoosaas.svc.cluster.local")}
+    assert policies["default-deny"] == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
+    source = policies["allow-ingress-controller"]["ingress"][0]["from"][0]
+    assert source["namespaceSelector"]["matchLabels"] == {"kubernetes.io/metadata.name": "ingress"}
+    egress = policies["allow-app-egress"]["egress"]
+    assert egress[0]["to"][0]["podSelector"]["matchLabels"] == {"k8s-app": "kube-dns"}
+    assert egress[1]["to"][0]["namespaceSelector"]["matchLabels"] == {"kubernetes.io/metadata.name": "odoosaas"}
+    assert egress[2]["to"] == [{"ipBlock": {"cidr": "192.0.2.0/24"}}]
+    dedicated = specs.database_peer("ded-acme-1.t-acme.svc.cluster.local", "t-acme")
+    assert dedicated == {"podSelector": {"matchLabels": specs.DB_LABEL}}
+    assert specs.database_peer("10.1.2.3", "t-acme") == {"ipBlock": {"cidr": "10.1.2.3/32"}}
+
+
+def test_official_odoo_is_restricted_and_keeps_secrets_in_the_secret():
+    spec = make_spec()
+    workload = apps.template("odoo").k8s(spec, SETTINGS)
+    container = workload.container
+    assert workload.pod_security == "restricted" and workload.secret == {"db-password": SECRET}
+    assert container["securityContext"]["runAsUser"] == 101 and container["securityContext"]["runAsNonRoot"]
+    assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+    assert "--no-database-list" in container["args"] and "--db-filter=^t_acme$" in container["args"]
+    assert "-i" in workload.init["args"] and "--stop-after-init" in workload.init["args"]
+    objects = json.dumps(everything(spec))
+    assert SECRET not in objects and "admin-secret" not in objects
+
+
+def test_bitnami_flavour_is_baseline():
+    settings = Settings(driver="kubernetes", k8s_odoo_flavour="bitnami", k8s_odoo_image="bitnamilegacy/odoo:17")
+    workload = apps.template("odoo").k8s(make_spec(), settings)
+    env = {e["name"]: e for e in workload.container["env"]}
+    assert workload.pod_security == "baseline" and workload.init is None
+    assert env["ODOO_EMAIL"]["value"] == "a@example.com" and env["ODOO_SKIP_MODULES_UPDATE"]["value"] == "yes"
+    assert env["ODOO_PASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": "tenant", "key": "admin-password"}
+
+
+def test_deployment_spreads_over_nodes_and_probes_health():
+    spec = make_spec()
+    workload = apps.template("odoo").k8s(spec, SETTINGS)
+    pod = specs.deployment(spec, workload.container, workload.pod_context)["spec"]["template"]["spec"]
+    term = pod["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"][0]["podAffinityTerm"]
+    assert term["namespaceSelector"] == {} and term["topologyKey"] == "kubernetes.io/hostname"
+    assert pod["containers"][0]["readinessProbe"]["httpGet"]["path"] == "/web/health"
+    assert pod["containers"][0]["resources"]["limits"] == {"cpu": "500m", "memory": "1024Mi"}
+
+
+def test_routes():
+    route = specs.route(make_spec(), Settings(base_domain="example.com"))
+    assert route["apiVersion"] == "traefik.io/v1alpha1" and route["kind"] == "IngressRoute"
+    assert route["spec"]["routes"][0]["match"] == "Host(`acme.example.com`)"
+    ingress = specs.route(make_spec(), Settings(base_domain="example.com", k8s_routing="ingress",
+                                                k8s_tls_secret="wildcard"))
+    assert ingress["spec"]["rules"][0]["host"] == "acme.example.com"
+    assert ingress["spec"]["tls"][0]["secretName"] == "wildcard"
+
+
+def test_dedicated_postgres():
+    service, statefulset = specs.postgres("ded-acme-1", "t-acme", SETTINGS, 50)
+    assert service["spec"]["clusterIP"] == "None"
+    assert statefulset["spec"]["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]["storage"] == "50Gi"
+    env = {e["name"]: e for e in statefulset["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert "value" not in env["POSTGRES_PASSWORD"]
