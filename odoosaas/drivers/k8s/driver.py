@@ -50,8 +50,8 @@ class KubernetesDriver:
         self._send(specs.deployment(spec, workload.container, workload.pod_context), specs.service(spec))
 
     def _tenant_namespace(self, spec, pod_security: str) -> None:
-        db_host = spec.database["host"]
-        self._send(specs.namespace(spec, pod_security), *specs.quota(spec),
+        db_host, ns = spec.database["host"], specs.namespace_name(spec.subdomain)
+        self._send(specs.namespace(spec, pod_security), specs.access(ns, self.settings), *specs.quota(spec),
                    *specs.network_policies(spec, self.settings, db_host))
 
     def _send(self, *objects: dict) -> None:

@@ -25,6 +25,13 @@ def namespace(spec, pod_security: str) -> dict:
     return {"apiVersion": "v1", "kind": "Namespace", "metadata": meta(namespace_name(spec.subdomain), labels=labels)}
 
 
+def access(ns: str, settings) -> dict:
+    """Lets the control plane's ServiceAccount manage this namespace (deploy/rbac.yaml)."""
+    return {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": meta("odoosaas-tenant", ns),
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "odoosaas-tenant"},
+            "subjects": [{"kind": "ServiceAccount", "name": "odoosaas", "namespace": settings.k8s_platform_namespace}]}
+
+
 def quota(spec) -> list[dict]:
     """ResourceQuota and LimitRange from the tier: the app plus room for a dedicated database."""
     ns, r = namespace_name(spec.subdomain), spec.resources
