@@ -1,0 +1,199 @@
+"""The Kubernetes driver against a real API server, scheduler and controller manager with
+kwok nodes (testbed/k8s), or any cluster named by ODOOSAAS_TEST_KUBECONFIG."""
+import collections
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from lightkube import ApiError, Client, KubeConfig, codecs
+from lightkube.models.meta_v1 import ObjectMeta
+from lightkube.resources.apps_v1 import Deployment
+from lightkube.resources.core_v1 import Namespace, Pod, Secret, ServiceAccount
+
+from odoosaas.drivers.k8s import specs
+from odoosaas.drivers.k8s.driver import KubernetesDriver
+from odoosaas.errors import TemporaryError
+from odoosaas.reconcile.worker import Worker
+from odoosaas.tenants import fleet
+from tests import k8s_env
+from tests.conftest import Caller, make_app, scratch_dir
+from tests.test_k8s_specs import make_spec
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    workdir = scratch_dir()
+    kubeconfig, stop = k8s_env.start_cluster(workdir)
+    yield kubeconfig, workdir
+    stop()
+
+
+@pytest.fixture(scope="module")
+def admin_client(cluster):
+    return Client(KubeConfig.from_file(cluster[0]), field_manager="odoosaas-tests")
+
+
+@pytest.fixture(scope="module")
+def traefik(cluster, admin_client):
+    k8s_env.traefik_crds(admin_client)
+    url, process = k8s_env.start_traefik(*cluster)
+    yield url
+    process.kill()
+
+
+def k8s_app(workdir, kubeconfig, pg_admin, **overrides):
+    app = make_app(workdir, driver="kubernetes", kubeconfig=str(kubeconfig), base_domain="example.test",
+                   free_max_instances=20, **overrides)
+    dsn = f"host={pg_admin['host']} port={pg_admin['port']} user={pg_admin['user']}"
+    fleet.register_server(app.extensions["odoosaas"], f"ext-{workdir.name}", dsn, pg_admin["password"])
+    return app
+
+
+def converge(app, timeout=180):
+    Worker(app.extensions["odoosaas"]).run_until_idle(timeout)
+
+
+def namespace_gone(client, name, timeout=60) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            client.get(Namespace, name)
+        except ApiError as exc:
+            if exc.status.code == 404:
+                return True
+        time.sleep(0.3)
+    return False
+
+
+def test_six_tenants_spread_route_and_go(cluster, admin_client, traefik, pg_admin, workdir):
+    app = k8s_app(workdir, cluster[0], pg_admin)
+    caller = Caller(app.test_client(), "k8s@example.com")
+    operator = app.extensions["odoosaas"]
+    ids = {f"spread-{i}": caller.create(f"spread-{i}", app="sample").json["tenant"]["id"] for i in range(6)}
+    converge(app)
+    tenants = [caller.get(f"/api/v1/tenants/{i}").json["tenant"] for i in ids.values()]
+    assert [t["status"] for t in tenants] == ["running"] * 6, [t["status_detail"] for t in tenants]
+    placement = collections.Counter(t["node"] for t in tenants)
+    assert len(placement) == 3 and max(placement.values()) <= 2, placement
+    with operator.store.session() as db:
+        overview = fleet.overview(db, operator.driver)
+    assert {n["name"]: n["tenants"] for n in overview["nodes"]} == dict(placement)
+    assert all(t["url"] == f"http://{t['subdomain']}.example.test" for t in tenants)
+    rules = set(wait_for_routers(traefik, 6).values())
+    assert {f"Host(`{name}.example.test`)" for name in ids} <= rules
+    for tenant_id in ids.values():
+        caller.delete(f"/api/v1/tenants/{tenant_id}")
+    converge(app)
+    assert all(namespace_gone(admin_client, f"t-{name}", timeout=1) for name in ids)
+    assert not any("spread-" in rule for rule in wait_for_routers(traefik, 0).values())
+
+
+def wait_for_routers(traefik_url, count, timeout=20) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        found = {k: v for k, v in k8s_env.routers(traefik_url).items() if "spread-" in v}
+        if len(found) == count or time.monotonic() > deadline:
+            return found
+        time.sleep(0.2)
+
+
+def apply_until_done(driver, spec, timeout=60):
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return driver.apply(None, spec)
+        except TemporaryError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
+def test_official_odoo_passes_restricted_and_quota_holds(cluster, admin_client):
+    from odoosaas.settings import Settings
+    driver = KubernetesDriver(Settings(driver="kubernetes", kubeconfig=str(cluster[0])))
+    spec = make_spec(host="10.0.0.5")
+    apply_until_done(driver, spec)  # the init Job completes (kwok), then the Deployment is applied
+    ns = specs.namespace_name(spec.subdomain)
+    assert driver.client.get(Namespace, ns).metadata.labels["pod-security.kubernetes.io/enforce"] == "restricted"
+    deadline = time.monotonic() + 30
+    while not driver.observe(None, spec).ready and time.monotonic() < deadline:
+        time.sleep(0.3)
+    assert driver.observe(None, spec).ready, "the restricted Odoo pod was admitted and became Ready"
+    privileged = codecs.from_dict({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "bad", "namespace": ns},
+                                   "spec": {"containers": [{"name": "x", "image": "busybox",
+                                                            "securityContext": {"privileged": True}}]}})
+    with pytest.raises(ApiError) as refused:
+        admin_client.create(privileged)
+    assert refused.value.status.code == 403 and "PodSecurity" in refused.value.status.message
+    greedy = codecs.from_dict({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "greedy", "namespace": ns},
+                               "spec": {"securityContext": {"runAsNonRoot": True, "runAsUser": 1000,
+                                                            "seccompProfile": {"type": "RuntimeDefault"}},
+                                        "containers": [{"name": "x", "image": "busybox", "securityContext": {
+                                            "allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
+                                            "resources": {"limits": {"cpu": "500m", "memory": "64Gi"}}}]}})
+    with pytest.raises(ApiError) as over:
+        admin_client.create(greedy)
+    assert over.value.status.code == 403 and ("quota" in over.value.status.message
+                                              or "maximum memory" in over.value.status.message)
+    with pytest.raises(TemporaryError):
+        driver.delete(type("T", (), {"subdomain": spec.subdomain})())
+    assert namespace_gone(admin_client, ns)
+
+
+def test_bitnami_flavour_runs_under_baseline(cluster, admin_client):
+    from odoosaas.settings import Settings
+    driver = KubernetesDriver(Settings(driver="kubernetes", kubeconfig=str(cluster[0]), k8s_odoo_flavour="bitnami",
+                                       k8s_odoo_image="bitnamilegacy/odoo:17.0"))
+    spec = make_spec(host="10.0.0.5")
+    spec.subdomain = "bitnami-shop"
+    apply_until_done(driver, spec)
+    ns = specs.namespace_name(spec.subdomain)
+    assert driver.client.get(Namespace, ns).metadata.labels["pod-security.kubernetes.io/enforce"] == "baseline"
+    assert driver.client.get(Deployment, "app", namespace=ns).spec.template.spec.containers[0].env
+    with pytest.raises(TemporaryError):
+        driver.delete(type("T", (), {"subdomain": spec.subdomain})())
+    assert namespace_gone(admin_client, ns)
+
+
+def service_account_kubeconfig(admin_client, cluster) -> Path:
+    """Apply deploy/rbac.yaml and write a kubeconfig with its ServiceAccount's token."""
+    admin_client.apply(Namespace(metadata=ObjectMeta(name="odoosaas")), force=True)
+    for obj in codecs.load_all_yaml((ROOT / "deploy" / "rbac.yaml").read_text()):
+        if obj.kind in ("ServiceAccount", "RoleBinding"):
+            obj.metadata.namespace = "odoosaas"
+        admin_client.apply(obj, force=True)
+    from lightkube.models.authentication_v1 import TokenRequestSpec
+    from lightkube.resources.core_v1 import ServiceAccount as SA
+    request = SA.Token(metadata=ObjectMeta(name="odoosaas", namespace="odoosaas"),
+                       spec=TokenRequestSpec(audiences=[], expirationSeconds=3600))
+    token = admin_client.create(request, name="odoosaas", namespace="odoosaas").status.token
+    config = yaml.safe_load(Path(cluster[0]).read_text())
+    config["users"] = [{"name": "sa", "user": {"token": token}}]
+    config["contexts"] = [{"name": "sa", "context": {"cluster": config["clusters"][0]["name"], "user": "sa"}}]
+    config["current-context"] = "sa"
+    path = cluster[1] / "service-account.kubeconfig"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def test_rbac_is_enough_and_not_more(cluster, admin_client, pg_admin, workdir):
+    kubeconfig = service_account_kubeconfig(admin_client, cluster)
+    app = k8s_app(workdir, kubeconfig, pg_admin)
+    caller = Caller(app.test_client(), "rbac@example.com")
+    tenant_id = caller.create("least", app="sample").json["tenant"]["id"]
+    converge(app)
+    tenant = caller.get(f"/api/v1/tenants/{tenant_id}").json["tenant"]
+    assert tenant["status"] == "running", tenant["status_detail"]
+    caller.delete(f"/api/v1/tenants/{tenant_id}")
+    converge(app)
+    assert namespace_gone(admin_client, "t-least", timeout=1)
+    limited = Client(KubeConfig.from_file(kubeconfig))
+    with pytest.raises(ApiError) as denied:
+        list(limited.list(Secret, namespace="kube-system"))
+    assert denied.value.status.code == 403
+    with pytest.raises(ApiError):
+        list(limited.list(ServiceAccount, namespace="default"))
+    assert list(limited.list(Secret, namespace="odoosaas")) is not None  # its own namespace
