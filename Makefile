@@ -2,6 +2,8 @@
 VENV ?= .venv
 PYTHON ?= python3
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+# 1: Debian's Chromium too, for the dashboard's browser tests (`make test` sets it)
+WITH_BROWSER ?= 0
 
 .PHONY: run test system traefik bench
 
@@ -12,7 +14,7 @@ $(STAMP): pyproject.toml
 	rm -f $(VENV)/.installed-* && touch $@
 
 system:
-	scripts/install-system.sh
+	WITH_BROWSER=$(WITH_BROWSER) scripts/install-system.sh
 
 traefik:
 	testbed/traefik/build.sh
@@ -20,6 +22,7 @@ traefik:
 run: $(STAMP) system
 	ODOOSAAS_LOCAL_FALLBACK_APP=$${ODOOSAAS_LOCAL_FALLBACK_APP-sample} $(VENV)/bin/odoosaas serve
 
+test: WITH_BROWSER = 1
 test: $(STAMP) system traefik
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 

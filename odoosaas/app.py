@@ -5,13 +5,14 @@ from flask import request
 from flask_openapi3 import Info, OpenAPI
 from werkzeug.exceptions import HTTPException
 
-from odoosaas import api, platform as platform_module
+from odoosaas import api, platform as platform_module, web
 from odoosaas.api import ops
 from odoosaas.errors import ApiError
 from odoosaas.limits import limiter
 from odoosaas.settings import Settings
 
 log = logging.getLogger(__name__)
+JSON_PATHS = ("/api/", "/healthz", "/readyz", "/metrics")  # everything else is a page
 
 
 def create_app(overrides: dict | None = None, platform=None):
@@ -26,6 +27,7 @@ def create_app(overrides: dict | None = None, platform=None):
     app.extensions["odoosaas"] = platform
     limiter.init_app(app)
     api.init_app(app)
+    web.init_app(app)
     app.before_request(ops.start_timer)
     app.after_request(ops.observe)
     app.register_error_handler(ApiError, render_error)
@@ -35,6 +37,8 @@ def create_app(overrides: dict | None = None, platform=None):
 
 
 def render_error(exc):
+    if not request.path.startswith(JSON_PATHS):
+        return web.error_page(exc)
     if isinstance(exc, ApiError):
         return api.handle_api_error(exc)
     return api.handle_http_error(exc)
@@ -42,4 +46,6 @@ def render_error(exc):
 
 def render_unexpected(exc):
     log.exception("unhandled error on %s %s", request.method, request.path)
+    if not request.path.startswith(JSON_PATHS):
+        return web.error_page(exc)
     return api.error_response(500, "internal", "Something went wrong on our side; it has been logged.")

@@ -16,9 +16,10 @@ from tests.conftest import Caller, make_app
 from tests.inspect import app_processes, database_state, tenant_row
 
 
-def start_worker(workdir, traefik_port: int, fault: str = "") -> subprocess.Popen:
+def start_worker(workdir, traefik_port: int, fault: str = "", **settings) -> subprocess.Popen:
     env = {**os.environ, "ODOOSAAS_DATA_DIR": str(workdir), "ODOOSAAS_LOCAL_FALLBACK_APP": "sample",
-           "ODOOSAAS_TRAEFIK_PORT": str(traefik_port), "ODOOSAAS_FAULT_AFTER": fault}
+           "ODOOSAAS_TRAEFIK_PORT": str(traefik_port), "ODOOSAAS_FAULT_AFTER": fault,
+           **{f"ODOOSAAS_{key.upper()}": str(value) for key, value in settings.items()}}
     log = open(workdir / "worker.log", "ab")
     return subprocess.Popen([sys.executable, "-m", "odoosaas.cli", "worker"], env=env, stdout=log,
                             stderr=subprocess.STDOUT)

@@ -197,3 +197,24 @@ def test_rbac_is_enough_and_not_more(cluster, admin_client, pg_admin, workdir):
     with pytest.raises(ApiError):
         list(limited.list(ServiceAccount, namespace="default"))
     assert list(limited.list(Secret, namespace="odoosaas")) is not None  # its own namespace
+
+
+@pytest.mark.parametrize("fault", ["running:database", "running:runtime", "running:routing"])
+def test_worker_killed_mid_provisioning_converges(cluster, admin_client, traefik, pg_admin, workdir, fault):
+    from tests.test_crash import start_worker, stop, wait_for
+    app = k8s_app(workdir, cluster[0], pg_admin)
+    caller = Caller(app.test_client(), "phoenix@example.com")
+    tenant_id = caller.create("k8s-phoenix", app="sample").json["tenant"]["id"]
+    k8s = {"driver": "kubernetes", "kubeconfig": cluster[0], "base_domain": "example.test"}
+    crashed = start_worker(workdir, 0, fault, **k8s)
+    assert crashed.wait(timeout=120) == 70, (workdir / "worker.log").read_text()[-2000:]
+    worker = start_worker(workdir, 0, **k8s)
+    try:
+        wait_for(app, tenant_id, "running", timeout=120)
+        assert len(list(admin_client.list(Deployment, namespace="t-k8s-phoenix"))) == 1
+        assert len(list(admin_client.list(Pod, namespace="t-k8s-phoenix", labels={"app": "odoo"}))) == 1
+        caller.delete(f"/api/v1/tenants/{tenant_id}")
+        wait_for(app, tenant_id, "deleted", timeout=120)
+    finally:
+        stop(worker)
+    assert namespace_gone(admin_client, "t-k8s-phoenix", timeout=1)

@@ -28,6 +28,11 @@ def converted(call):
         if exc.status.code in (409, 429) or exc.status.code >= 500:
             raise TemporaryError(f"Kubernetes: {exc.status.message}", delay=2) from exc
         raise PermanentError(f"Kubernetes refused it: {exc.status.message}") from exc
+    except httpx.HTTPStatusError as exc:  # no Status body: e.g. a kind whose CRD is not installed
+        code = exc.response.status_code
+        if code == 404:
+            raise PermanentError(f"Kubernetes does not serve {exc.request.url.path} (is the CRD installed?)") from exc
+        raise TemporaryError(f"Kubernetes answered {code}", delay=2) from exc
     except httpx.HTTPError as exc:
         raise TemporaryError(f"Kubernetes API unreachable: {type(exc).__name__}", delay=3) from exc
 

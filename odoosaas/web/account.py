@@ -1,0 +1,105 @@
+"""Pages for accounts: landing, sign-up, log-in, log-out, forgotten password, profile."""
+from flask import Blueprint, flash, g, redirect, render_template, request, session, url_for
+
+from odoosaas.api.auth import rate_limited
+from odoosaas.api.schemas import Login, Profile, ResetConfirm, ResetRequest, Signup
+from odoosaas.errors import Unauthenticated
+from odoosaas.web.pages import fields, keep_tokens, platform, submit
+
+bp = Blueprint("account", __name__)
+
+
+@bp.get("/")
+def landing():
+    return redirect(url_for("web.instances.index")) if g.user else render_template("landing.html")
+
+
+@bp.get("/signup")
+def signup_form():
+    return render_template("signup.html", errors={}, form={})
+
+
+@bp.post("/signup")
+@rate_limited
+def signup():
+    def create(body: Signup):
+        platform().auth.signup(body.email, body.password, body.full_name)
+        flash("Your account is ready: log in.")
+        return redirect(url_for(".login", email=body.email))
+    return submit(Signup, fields(), create, "signup.html")
+
+
+@bp.get("/login")
+def login_form():
+    return render_template("login.html", errors={}, form=request.args)
+
+
+@bp.post("/login")
+@rate_limited
+def login():
+    def start_session(body: Login):
+        issued = platform().auth.login(body.email, body.password)
+        session.clear()  # a fresh session (and CSRF token) for the signed-in user
+        keep_tokens(issued)
+        return redirect(local_target(request.args.get("next", "")))
+    return submit(Login, fields(), start_session, "login.html")
+
+
+def local_target(target: str) -> str:
+    """Where to go after log-in: a path on this site only."""
+    local = target.startswith("/") and not target.startswith("//") and "\\" not in target and target.isprintable()
+    return target if local else url_for(".landing")
+
+
+@bp.post("/logout")
+def logout():
+    try:
+        platform().auth.logout(session.get("access", ""))
+    except Unauthenticated:
+        pass  # already over
+    session.clear()
+    return redirect(url_for(".landing"))
+
+
+@bp.get("/forgot-password")
+def forgot_form():
+    return render_template("forgot.html", errors={}, form={})
+
+
+@bp.post("/forgot-password")
+@rate_limited
+def forgot():
+    def send(body: ResetRequest):
+        platform().auth.request_reset(body.email)
+        flash("If an account uses this address, a link to set a new password is on its way.")
+        return redirect(url_for(".login"))
+    return submit(ResetRequest, fields(), send, "forgot.html")
+
+
+@bp.get("/reset-password")
+def reset_form():
+    return render_template("reset.html", errors={}, form=request.args)
+
+
+@bp.post("/reset-password")
+@rate_limited
+def reset():
+    def confirm(body: ResetConfirm):
+        platform().auth.confirm_reset(body.token, body.password)
+        flash("Your password is changed: log in with the new one.")
+        return redirect(url_for(".login"))
+    return submit(ResetConfirm, fields(), confirm, "reset.html")
+
+
+@bp.get("/profile")
+def profile_form():
+    return render_template("profile.html", errors={}, form={})
+
+
+@bp.post("/profile")
+def profile():
+    def save(body: Profile):
+        platform().auth.update_profile(g.user, body.model_dump())
+        flash("Profile saved.")
+        return redirect(url_for(".profile_form"))
+    return submit(Profile, fields(), save, "profile.html")

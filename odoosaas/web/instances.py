@@ -1,0 +1,81 @@
+"""The customer's instances: list, create with live hints, the live instance page, stop/start/delete."""
+from flask import Blueprint, flash, g, get_template_attribute, redirect, render_template, request, url_for
+
+from odoosaas.api.schemas import TenantRequest
+from odoosaas.errors import Conflict
+from odoosaas.tenants import rules, service
+from odoosaas.web.pages import fields, platform, submit
+
+bp = Blueprint("instances", __name__, url_prefix="/instances")
+
+
+@bp.get("/")
+def index():
+    with platform().store.session() as db:
+        items = [service.public(t) for t in service.list_owned(db, g.user)]
+    return render_template("instances.html", items=items)
+
+
+@bp.get("/new")
+def new():
+    return render_template("new.html", errors={}, form=request.form, rules=rules, strategy=planned(request.form))
+
+
+@bp.post("/new")
+def create():
+    def make(body: TenantRequest):
+        tenant = service.create(platform(), g.user, body)
+        return redirect(url_for(".show", tenant_id=tenant.id))
+    data = {**fields(), "compliance": request.form.getlist("compliance"),
+            "high_performance": "high_performance" in request.form}
+    return submit(TenantRequest, data, make, "new.html", rules=rules, strategy=planned(request.form))
+
+
+def planned(values) -> tuple[str, str]:
+    """The database strategy the plan chosen so far gets (a hint; the form is checked on submit)."""
+    tier = values.get("tier") if values.get("tier") in rules.TIER_NAMES else "basic"
+    compliance = [name for name in values.getlist("compliance") if name in rules.COMPLIANCE]
+    try:
+        volume = float(values.get("expected_data_gb") or 0)
+    except ValueError:
+        volume = 0.0
+    return rules.choose_strategy(tier, compliance, "high_performance" in values, volume)
+
+
+@bp.get("/new/strategy")
+def strategy():
+    return get_template_attribute("macros.html", "strategy")(planned(request.args))
+
+
+@bp.get("/new/subdomain")
+def availability():
+    with platform().store.session() as db:
+        answer = service.subdomain_availability(db, request.args.get("subdomain", "")[:100])
+    return get_template_attribute("macros.html", "availability")(answer)
+
+
+@bp.get("/<tenant_id>")
+def show(tenant_id: str, errors: dict | None = None, status: int = 200):
+    with platform().store.session() as db:
+        tenant = service.public(service.owned(db, g.user, tenant_id))
+    return render_template("instance.html", t=tenant, errors=errors or {}), status
+
+
+@bp.post("/<tenant_id>/<any(stop, start):action>")
+def change(tenant_id: str, action: str):
+    try:
+        service.change(platform(), g.user, tenant_id, action)
+    except Conflict as exc:
+        flash(exc.message)
+    return redirect(url_for(".show", tenant_id=tenant_id))
+
+
+@bp.post("/<tenant_id>/delete")
+def delete(tenant_id: str):
+    with platform().store.session() as db:
+        subdomain = service.owned(db, g.user, tenant_id).subdomain
+    if request.form.get("confirm", "").strip() != subdomain:
+        return show(tenant_id, {"confirm": f"Type {subdomain} to confirm."}, 400)
+    service.change(platform(), g.user, tenant_id, "delete")
+    flash(f"{subdomain} is being deleted.")
+    return redirect(url_for(".index"))

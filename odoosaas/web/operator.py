@@ -1,0 +1,65 @@
+"""Operator pages: overview charts, every tenant with filters, one tenant, database servers."""
+from flask import Blueprint, g, render_template, request
+from pydantic import ValidationError
+
+from odoosaas.api.admin import with_owner
+from odoosaas.api.schemas import AdminFilter
+from odoosaas.errors import Forbidden, Invalid, NotFound
+from odoosaas.store.models import Tenant
+from odoosaas.tenants import fleet, rules, service
+from odoosaas.web.pages import platform
+
+bp = Blueprint("operator", __name__, url_prefix="/admin")
+STATUSES = ("creating", "running", "stopping", "stopped", "starting", "migrating", "deleting", "deleted", "failed")
+
+
+@bp.before_request
+def operators_only():
+    if not g.user.is_admin:
+        raise Forbidden("These pages are for operators.")
+
+
+def chart(counts: dict[str, int]) -> list[tuple]:
+    """(label, value, scale, text) rows for a bar chart of counts, scaled to the largest."""
+    top = max(counts.values(), default=0) or 1
+    return [(label, value, top, value) for label, value in sorted(counts.items())]
+
+
+@bp.get("/")
+def overview():
+    with platform().store.session() as db:
+        data = fleet.overview(db, platform().driver)
+    charts = {"Tenants by status": ("status", chart(data["tenants_by_status"])),
+              "Tenants by database strategy": ("strategy", chart(data["tenants_by_strategy"])),
+              "Tenants by tier": ("tier", chart(data["tenants_by_tier"])),
+              "Tenants per node": ("node", chart({n["name"]: n["tenants"] for n in data["nodes"]})),
+              "Shared database servers: tenants against capacity": ("servers", [
+                  (s["name"], s["tenants"], s["capacity"], f"{s['tenants']} of {s['capacity']}")
+                  for s in data["db_servers"] if s["kind"] == "shared"])}
+    return render_template("admin_overview.html", charts=charts)
+
+
+@bp.get("/tenants")
+def tenants():
+    try:
+        query = AdminFilter.model_validate(request.args.to_dict())
+    except ValidationError:
+        raise Invalid("The search is too long.") from None
+    with platform().store.session() as db:
+        items = [with_owner(t) for t in service.admin_list(db, **query.model_dump())]
+    return render_template("admin_tenants.html", items=items, query=query, statuses=STATUSES, rules=rules)
+
+
+@bp.get("/tenants/<tenant_id>")
+def tenant(tenant_id: str):
+    with platform().store.session() as db:
+        row = db.get(Tenant, tenant_id)
+        if row is None:
+            raise NotFound("No such tenant.")
+        return render_template("admin_tenant.html", t=with_owner(row), events=service.recent_events(db, row))
+
+
+@bp.get("/db-servers")
+def servers():
+    with platform().store.session() as db:
+        return render_template("admin_servers.html", servers=fleet.db_servers(db))

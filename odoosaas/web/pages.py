@@ -1,0 +1,94 @@
+"""What every page shares: the signed-in user, CSRF tokens, form checking, error pages.
+
+Pages keep the identity provider's access and refresh tokens in Flask's signed session
+cookie (HttpOnly, SameSite=Lax); every form carries a per-session CSRF token.
+"""
+import secrets
+
+from flask import Blueprint, current_app, g, redirect, render_template, request, session, url_for
+from pydantic import ValidationError
+from werkzeug.exceptions import HTTPException, InternalServerError
+
+from odoosaas.errors import ApiError, Forbidden, Unauthenticated
+
+bp = Blueprint("web", __name__, template_folder="templates", static_folder="static", static_url_path="/assets")
+PUBLIC = {"web.static", *(f"web.account.{name}" for name in (
+    "landing", "signup_form", "signup", "login_form", "login", "forgot_form", "forgot", "reset_form", "reset"))}
+BUSY = ("creating", "starting", "stopping", "deleting", "migrating")  # statuses that change on their own
+TITLES = {401: "Please log in", 403: "Not allowed", 404: "Not found", 429: "Too many attempts",
+          500: "Something went wrong"}
+
+
+def platform():
+    return current_app.extensions["odoosaas"]
+
+
+def keep_tokens(issued: dict) -> None:
+    session["access"], session["refresh"] = issued["access_token"], issued["refresh_token"]
+
+
+def signed_in_user():
+    """The user of the session's access token; an expired one is refreshed once, else None."""
+    auth = platform().auth
+    try:
+        return auth.authenticate(session.get("access", ""))
+    except Unauthenticated:
+        pass
+    if "refresh" in session:
+        try:
+            issued = auth.refresh(session["refresh"])
+        except Unauthenticated:
+            for key in ("access", "refresh"):
+                session.pop(key, None)
+        else:
+            keep_tokens(issued)
+            return issued["user"]
+    return None
+
+
+def csrf_token() -> str:
+    if "csrf" not in session:
+        session["csrf"] = secrets.token_urlsafe(32)
+    return session["csrf"]
+
+
+@bp.before_request
+def guard():
+    """Every page: who is asking, a valid CSRF token on forms, log-in unless public."""
+    if request.endpoint == "web.static":
+        return None
+    g.user = signed_in_user()
+    expected = session.get("csrf")
+    if request.method == "POST" and not (expected and secrets.compare_digest(
+            expected, request.form.get("csrf_token", ""))):
+        raise Forbidden("This form has expired or came from another site; reload the page and try again.")
+    if g.user is None and request.endpoint not in PUBLIC:
+        target = url_for("web.account.login", next=request.full_path)
+        return ("", 204, {"HX-Redirect": target}) if request.headers.get("HX-Request") else redirect(target)
+    return None
+
+
+def fields() -> dict:
+    return {name: value for name, value in request.form.items() if name != "csrf_token"}
+
+
+def submit(model, data: dict, action, template: str, **context):
+    """Check the form with the API's model and run `action`; on a problem, show the form again
+    with a message next to each field it concerns."""
+    try:
+        return action(model.model_validate(data))
+    except ValidationError as exc:
+        errors = {str(p["loc"][0]) if p["loc"] else "form": p["msg"].removeprefix("Value error, ")
+                  for p in exc.errors()}
+    except ApiError as exc:
+        errors = {**(exc.fields or {}), "form": exc.message}
+    return render_template(template, errors=errors, form=request.form, **context), 400
+
+
+def error_page(exc: Exception):
+    """The site's page for an API error or HTTP exception raised outside the JSON API."""
+    if not isinstance(exc, (ApiError, HTTPException)):
+        exc = InternalServerError("Something went wrong on our side; it has been logged.")
+    status = exc.status if isinstance(exc, ApiError) else exc.code or 500
+    message = exc.message if isinstance(exc, ApiError) else exc.description
+    return render_template("error.html", status=status, title=TITLES.get(status, "Error"), message=message), status
