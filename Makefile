@@ -5,7 +5,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 # 1: Debian's Chromium too, for the dashboard's browser tests (`make test` sets it)
 WITH_BROWSER ?= 0
 
-.PHONY: run test system traefik bench
+.PHONY: run test system traefik k8s bench
 
 $(STAMP): pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -19,12 +19,15 @@ system:
 traefik:
 	testbed/traefik/build.sh
 
+k8s:
+	testbed/k8s/build.sh
+
 run: $(STAMP) system
 	ODOOSAAS_LOCAL_FALLBACK_APP=$${ODOOSAAS_LOCAL_FALLBACK_APP-sample} $(VENV)/bin/odoosaas serve
 
 test: WITH_BROWSER = 1
-test: $(STAMP) system traefik
+test: $(STAMP) system traefik k8s
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
-bench: $(STAMP) system traefik
+bench: $(STAMP) system traefik k8s
 	$(VENV)/bin/python bench/provision.py

@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from odoosaas.pg.clusters import free_port  # noqa: E402
 from odoosaas.reconcile.worker import Worker  # noqa: E402
-from tests.conftest import Caller, make_app, scratch_dir  # noqa: E402
+from tests.conftest import Caller, make_app, scratch_dir, stop_clusters  # noqa: E402
 
 
 def percentile(values, q):
@@ -89,6 +89,7 @@ def main():
     burst_seconds, failures, servers = p3(app)
     stop.set()
     platform.driver.close()
+    stop_clusters(workdir)
     report = {"p1_count": len(totals), "p1_p50_s": round(statistics.median(totals), 3),
               "p1_p95_s": round(percentile(totals, 0.95), 3), "p1_steps_p50_s": {k: round(v, 3) for k, v in steps.items()},
               "p3_count": 50, "p3_all_running_s": round(burst_seconds, 2), "p3_failures": failures,

@@ -53,10 +53,17 @@ def store_url(request, workdir):
     return fresh_database(request.getfixturevalue("pg_admin"))
 
 
+def stop_clusters(folder: Path) -> None:
+    """Clusters the platform made under a data dir keep running after its app is gone."""
+    for cluster in (folder / "pg").glob("*") if (folder / "pg").exists() else []:
+        Cluster(cluster).stop()
+
+
 @pytest.fixture
 def workdir():
     folder = scratch_dir()
     yield folder
+    stop_clusters(folder)
     shutil.rmtree(folder, ignore_errors=True)
 
 
