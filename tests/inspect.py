@@ -1,26 +1,14 @@
 """Look at what really exists: processes, databases and roles, store rows."""
-from pathlib import Path
-
 import psycopg
 
-from odoosaas.drivers.supervisor import MARK
+from odoosaas.drivers.supervisor import marked
 from odoosaas.pg import ops
 from odoosaas.store.models import DbServer, Tenant
 
 
 def app_processes(name: str) -> list[int]:
     """Live processes started for this tenant id (or `traefik`), by the mark in their environment."""
-    found = []
-    for proc in Path("/proc").iterdir():
-        if proc.name.isdigit():
-            try:
-                environ = (proc / "environ").read_bytes().split(b"\0")
-                state = (proc / "stat").read_text().split(")")[-1].split()[0]
-            except OSError:
-                continue
-            if f"{MARK}={name}".encode() in environ and state != "Z":
-                found.append(int(proc.name))
-    return found
+    return marked(name)
 
 
 def tenant_row(app, tenant_id: str) -> Tenant:

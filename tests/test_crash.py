@@ -67,7 +67,8 @@ def test_crash_after_step_converges(workdir, fault):
         wait_for(app, tenant_id, "deleted")
     finally:
         stop(worker)
-    assert app_processes(tenant_id) == []
+    left = {pid: open(f"/proc/{pid}/stat").read()[:120] for pid in app_processes(tenant_id)}
+    assert left == {}, (left, (workdir / "worker.log").read_text()[-3000:])
     assert database_state(app, tenant_id) == {"databases": 0, "roles": 0}
     if traefik_port:
         assert list((workdir / "traefik").glob("*.yaml")) == []

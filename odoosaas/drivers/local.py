@@ -78,7 +78,7 @@ class LocalDriver:
                 return
             argv, env = template.local_command(spec, workdir, self._port(tenant))
             (self.root / "logs").mkdir(exist_ok=True)
-            app = Supervised(tenant.id, argv, env, workdir / "pid", self.root / "logs" / f"{tenant.subdomain}.log",
+            app = Supervised(tenant.id, argv, env, self.root / "logs" / f"{tenant.subdomain}.log",
                              spec.resources.memory_mb)
             app.start()
             self.apps[tenant.id] = app
@@ -88,7 +88,7 @@ class LocalDriver:
             app = self.apps.pop(tenant.id, None)
         if app:
             app.stop()
-        Supervised.end_orphan(self._workdir(tenant) / "pid", tenant.id)
+        Supervised.end_orphans(tenant.id)
 
     def delete(self, tenant) -> None:
         self.stop(tenant)
@@ -146,7 +146,7 @@ class LocalDriver:
                 "--providers.providersThrottleDuration=100ms",  # new tenants routable in ~0.1 s, not 2 s
                 "--global.checkNewVersion=false", "--global.sendAnonymousUsage=false"]
         (self.root / "logs").mkdir(exist_ok=True)
-        self.edge = Supervised("traefik", argv, {}, self.root / "traefik.pid", self.root / "logs" / "traefik.log", 2048)
+        self.edge = Supervised("traefik", argv, {}, self.root / "logs" / "traefik.log", 2048)
         self.edge.start()
         return True
 

@@ -1,7 +1,8 @@
 """Supervised child processes for the local driver.
 
-Each app runs under a thread that restarts it with backoff. A pid file survives a killed
-worker, so the next worker ends the orphan before starting its own: exactly one process.
+Each app runs under a thread that restarts it with backoff. Every child carries a mark in its
+environment, so a worker that starts after another was killed finds that worker's orphans
+(even one forked a moment before the kill) and ends them first: exactly one process.
 Secrets reach the child through its environment or 0600 files, never argv.
 """
 import logging
@@ -18,21 +19,24 @@ MARK = "ODOOSAAS_APP"  # set in each child's environment, to recognise our orpha
 
 
 def alive(pid: int) -> bool:
+    """Running, and not a zombie waiting for a parent that is gone."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def ours(pid: int, name: str) -> bool:
-    try:
-        environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z"
     except OSError:
         return False
-    return f"{MARK}={name}".encode() in environ
+
+
+def marked(name: str) -> list[int]:
+    """Live processes started for `name`, by anyone (this worker or a dead one)."""
+    found, mark = [], f"{MARK}={name}".encode()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if mark in (entry / "environ").read_bytes().split(b"\0") and alive(int(entry.name)):
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
 
 
 def end(pid: int, timeout: float = 10) -> None:
@@ -50,9 +54,9 @@ def end(pid: int, timeout: float = 10) -> None:
 
 
 class Supervised:
-    def __init__(self, name: str, argv: list[str], env: dict, pidfile: Path, logfile: Path, memory_mb: int):
+    def __init__(self, name: str, argv: list[str], env: dict, logfile: Path, memory_mb: int):
         self.name, self.argv, self.env, self.memory_mb = name, argv, {**env, MARK: name}, memory_mb
-        self.pidfile, self.logfile = pidfile, logfile
+        self.logfile = logfile
         self.stopping = threading.Event()
         self.lock = threading.Lock()
         self.process: subprocess.Popen | None = None
@@ -60,16 +64,13 @@ class Supervised:
         self.thread = threading.Thread(target=self._run, name=f"app-{name}", daemon=True)
 
     def start(self) -> None:
-        self.end_orphan(self.pidfile, self.name)
+        self.end_orphans(self.name)
         self.thread.start()
 
     @staticmethod
-    def end_orphan(pidfile: Path, name: str) -> None:
-        if pidfile.exists():
-            pid = int(pidfile.read_text() or 0)
-            if pid and ours(pid, name):
-                end(pid)
-            pidfile.unlink(missing_ok=True)
+    def end_orphans(name: str) -> None:
+        for pid in marked(name):
+            end(pid)
 
     def _spawn(self) -> subprocess.Popen | None:
         with self.lock:  # stop() must never miss a process spawned at the same moment
@@ -80,7 +81,6 @@ class Supervised:
                                                 stdin=subprocess.DEVNULL, process_group=0)
             cap = self.memory_mb * 1024 * 1024  # address-space cap: what the README calls the memory limit
             resource.prlimit(self.process.pid, resource.RLIMIT_AS, (cap, cap))
-            self.pidfile.write_text(str(self.process.pid))
             return self.process
 
     def _run(self) -> None:
@@ -105,4 +105,3 @@ class Supervised:
         if process is not None:
             end(process.pid)
         self.thread.join(timeout=15)
-        self.pidfile.unlink(missing_ok=True)
