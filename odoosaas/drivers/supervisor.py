@@ -72,6 +72,13 @@ class Supervised:
         for pid in marked(name):
             end(pid)
 
+    def _spawn_or_give_up(self) -> subprocess.Popen | None:
+        try:
+            return self._spawn()
+        except OSError as exc:  # its folder is gone or the program is missing: nothing to supervise
+            log.error("app %s cannot start: %s", self.name, exc)
+            return None
+
     def _spawn(self) -> subprocess.Popen | None:
         with self.lock:  # stop() must never miss a process spawned at the same moment
             if self.stopping.is_set():
@@ -85,7 +92,7 @@ class Supervised:
 
     def _run(self) -> None:
         delay = 0.5
-        while (process := self._spawn()) is not None:
+        while (process := self._spawn_or_give_up()) is not None:
             started = time.monotonic()
             code = process.wait()
             if self.stopping.is_set():
