@@ -23,6 +23,7 @@ def test_create_read_list(app, alice):
     assert tenant["status"] == "creating" and tenant["app"] == "sample"  # no odoo here: the fallback
     assert tenant["db_strategy"] == "shared" and tenant["db_strategy_reason"] == "tier:standard"
     assert tenant["url"] == "http://acme.localhost"
+    assert tenant["resources"] == {"cpu_millicores": 1000, "memory_mb": 2048, "storage_gb": 20, "connection_limit": 40}
     assert [s["name"] for s in tenant["progress"]["steps"]] == ["database", "runtime", "admin_credentials",
                                                                 "routing", "ready"]
     assert tenant["progress"]["done"] == 0 and tenant["progress"]["total"] == 5

@@ -14,7 +14,7 @@ class Context:
         self.platform, self.tenant = platform, tenant
         self.generation = tenant.generation
         self.secrets = platform.box.open(tenant.secrets)
-        self.resources = rules.resources(tenant.tier, platform.settings.tiers)
+        self.resources = rules.Resources(**tenant.resources)
 
     def server(self, server_id: str) -> DbServer:
         with self.platform.store.session() as db:

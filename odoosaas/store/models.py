@@ -88,6 +88,7 @@ class Tenant(Base):
     subdomain: Mapped[str] = mapped_column(String(30))
     app: Mapped[str] = mapped_column(String(30))
     tier: Mapped[str] = mapped_column(String(20))
+    resources: Mapped[dict] = mapped_column(JSON, default=dict)  # the tier's allocation when asked for
     compliance: Mapped[list] = mapped_column(JSON, default=list)
     high_performance: Mapped[bool] = mapped_column(Boolean, default=False)
     expected_data_gb: Mapped[float] = mapped_column(Float, default=0)

@@ -1,4 +1,5 @@
 """Tenant operations shared by the API and the dashboard: ask, read, change desired state."""
+import dataclasses
 import secrets
 
 from sqlalchemy import func, or_, select
@@ -19,7 +20,8 @@ def create(platform, user: User, request) -> Tenant:
     strategy, reason = rules.choose_strategy(request.tier, request.compliance, request.high_performance,
                                              request.expected_data_gb)
     secret_values = {"admin_password": request.admin_password, "db_password": secrets.token_urlsafe(24)}
-    tenant = Tenant(owner_id=user.id, subdomain=request.subdomain, app=app, tier=request.tier,
+    allocated = dataclasses.asdict(rules.resources(request.tier, platform.settings.tiers))
+    tenant = Tenant(owner_id=user.id, subdomain=request.subdomain, app=app, tier=request.tier, resources=allocated,
                     compliance=sorted(request.compliance), high_performance=request.high_performance,
                     expected_data_gb=request.expected_data_gb, admin_email=request.admin_email,
                     secrets=platform.box.seal(secret_values), db_strategy=strategy, db_strategy_reason=reason,
@@ -117,5 +119,6 @@ def public(tenant: Tenant) -> dict:
             "db_strategy": tenant.db_strategy, "db_strategy_reason": tenant.db_strategy_reason,
             "db_server": tenant.db_server.name if tenant.db_server else None, "admin_email": tenant.admin_email,
             "routing": "direct port" if tenant.url.startswith("http://127.0.0.1:") else "subdomain",
-            "node": tenant.node, "compliance": tenant.compliance, "desired": tenant.desired,
+            "node": tenant.node, "compliance": tenant.compliance,
+            "resources": tenant.resources, "desired": tenant.desired,
             "created_at": tenant.created_at.isoformat(), "updated_at": tenant.updated_at.isoformat()}

@@ -51,7 +51,8 @@ def servers():
 def tenants():
     op.create_table(
         "tenants", text("id", 36), fk("owner_id", "users.id"), text("subdomain", 30), text("app", 30),
-        text("tier", 20), sa.Column("compliance", sa.JSON(), nullable=False), number("high_performance", sa.Boolean),
+        text("tier", 20), sa.Column("resources", sa.JSON(), nullable=False),
+        sa.Column("compliance", sa.JSON(), nullable=False), number("high_performance", sa.Boolean),
         number("expected_data_gb", sa.Float), text("admin_email", 320), text("secrets"), text("db_strategy", 16),
         text("db_strategy_reason", 64), sa.Column("db_server_id", sa.String(36), sa.ForeignKey("db_servers.id")),
         text("node", 100), text("url", 300), text("desired", 16), number("generation"), text("status", 16),
