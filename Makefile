@@ -31,3 +31,4 @@ test: $(STAMP) system traefik k8s
 
 bench: $(STAMP) system traefik k8s
 	$(VENV)/bin/python bench/provision.py
+	$(VENV)/bin/python bench/k8s.py

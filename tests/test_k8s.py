@@ -218,3 +218,33 @@ def test_worker_killed_mid_provisioning_converges(cluster, admin_client, traefik
     finally:
         stop(worker)
     assert namespace_gone(admin_client, "t-k8s-phoenix", timeout=1)
+
+
+def test_dedicated_postgres_is_accepted_and_becomes_ready(cluster, admin_client):
+    from types import SimpleNamespace
+
+    from lightkube.resources.apps_v1 import StatefulSet
+    from lightkube.resources.core_v1 import PersistentVolumeClaim
+
+    from odoosaas.settings import Settings
+    driver = KubernetesDriver(Settings(driver="kubernetes", kubeconfig=str(cluster[0])))
+    host, port = driver.server_address("ded-vault-1a2b3c", "dedicated", "vault")
+    assert (host, port) == ("ded-vault-1a2b3c.t-vault.svc.cluster.local", 5432)
+    server = SimpleNamespace(name="ded-vault-1a2b3c", kind="dedicated", host=host, port=port)
+    spec = make_spec(tier="premium", host=host)
+    spec.subdomain = "vault"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            driver.ensure_db_server(server, {"user": "odoosaas", "password": "pg-superuser-secret"}, spec)
+            break
+        except TemporaryError:
+            assert time.monotonic() < deadline, "the StatefulSet never became ready"
+            time.sleep(0.5)
+    assert admin_client.get(StatefulSet, server.name, namespace="t-vault").status.readyReplicas == 1
+    claim = admin_client.get(PersistentVolumeClaim, f"data-{server.name}-0", namespace="t-vault")
+    assert claim.spec.resources.requests["storage"] == "50Gi"
+    assert admin_client.get(Namespace, "t-vault").metadata.labels["pod-security.kubernetes.io/enforce"] == "restricted"
+    with pytest.raises(TemporaryError):
+        driver.delete(SimpleNamespace(subdomain="vault"))
+    assert namespace_gone(admin_client, "t-vault")

@@ -4,7 +4,7 @@ Objects come from the pure functions in `specs`; this thin layer sends them and 
 status back. Client errors are converted where they enter: a conflict or an unreachable
 API server is a TemporaryError, a refused object a PermanentError with the server's reason.
 """
-import httpx
+import httpx2 as httpx  # lightkube 1.x speaks httpx2
 from lightkube import ApiError, Client, KubeConfig, codecs
 from lightkube.generic_resource import create_namespaced_resource
 from lightkube.resources.apps_v1 import Deployment, StatefulSet
