@@ -11,6 +11,7 @@ from flask.cli import FlaskGroup, with_appcontext
 from flask import current_app
 
 from odoosaas import create_app
+from odoosaas.errors import ApiError, TemporaryError
 from odoosaas.platform import ensure_admin
 
 
@@ -123,7 +124,10 @@ def add_db_server(name, dsn):
     """Register an existing PostgreSQL as a shared server (password from PGPASSWORD or a prompt)."""
     from odoosaas.tenants import fleet
     password = os.environ.get("PGPASSWORD") or click.prompt("Password", hide_input=True)
-    server = fleet.register_server(platform(), name, dsn, password)
+    try:
+        server = fleet.register_server(platform(), name, dsn, password)
+    except (ApiError, TemporaryError) as exc:
+        raise click.ClickException(str(exc)) from None
     click.echo(f"registered {server.name} at {server.host}:{server.port}")
 
 
