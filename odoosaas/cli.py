@@ -24,6 +24,7 @@ def main():
     """Odoo SaaS platform."""
     logging.basicConfig(level=os.environ.get("ODOOSAAS_LOG_LEVEL", "INFO"),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per health poll otherwise
 
 
 def start_up(p) -> None:
@@ -39,11 +40,13 @@ def serve():
     import waitress
     p = platform()
     start_up(p)
+    server = waitress.create_server(current_app._get_current_object(), host=p.settings.bind, port=p.settings.port,
+                                    threads=8)  # bind first: a second copy must fail before it starts a worker
     if p.settings.worker:
         start_worker(p)
     click.echo(f"Serving on http://{p.settings.bind}:{p.settings.port}")
     with stopping_children(p):
-        waitress.serve(current_app._get_current_object(), host=p.settings.bind, port=p.settings.port, threads=8)
+        server.run()
 
 
 @contextlib.contextmanager

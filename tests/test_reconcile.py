@@ -12,11 +12,8 @@ PASSWORD = "admin-pass-1"
 
 
 @pytest.fixture
-def platform_app(workdir):
-    app = make_app(workdir)
-    yield app
-    app.extensions["odoosaas"].driver.close()
-    app.extensions["odoosaas"].store.dispose()
+def platform_app(app):
+    return app
 
 
 @pytest.fixture
