@@ -57,10 +57,16 @@ def test_wrong_password_and_unknown_user(client, alice):
         assert r.status_code == 401 and r.json["error"]["code"] == "unauthenticated"
 
 
-def test_refresh_rotates_and_reuse_revokes_family(client, alice):
+def test_refresh_rotates_and_reuse_revokes_family(app, client, alice):
     first = alice.tokens["refresh_token"]
     rotated = client.post("/api/v1/auth/refresh", json={"refresh_token": first})
     assert rotated.status_code == 200 and rotated.json["refresh_token"] != first
+    # a second tab refreshing with the same token at the same moment is not a theft
+    assert client.post("/api/v1/auth/refresh", json={"refresh_token": first}).status_code == 200
+    from sqlalchemy import update
+    from odoosaas.store.models import AuthSession
+    with app.extensions["odoosaas"].store.session() as db:  # ... but a minute later it is
+        db.execute(update(AuthSession).values(rotated_at=now() - timedelta(minutes=1)))
     again = client.post("/api/v1/auth/refresh", json={"refresh_token": first})
     assert again.status_code == 401
     # the family is gone: the newest token and its access token stop working too

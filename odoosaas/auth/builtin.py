@@ -14,6 +14,7 @@ from odoosaas.errors import Conflict, Invalid, Unauthenticated
 from odoosaas.store.models import AuthSession, ResetToken, User, now
 
 ISSUER = AUDIENCE = "odoosaas"
+REUSE_INTERVAL = timedelta(seconds=10)  # as Supabase Auth's refresh_token_reuse_interval
 
 
 def digest(token: str) -> str:
@@ -55,7 +56,8 @@ class BuiltinProvider:
         with self.store.session() as db:
             family = db.get(AuthSession, session_id, with_for_update=True)
             live = family is not None and not family.revoked_at and family.expires_at > now()
-            reused = live and not secrets.compare_digest(family.token_hash, digest(refresh_token))
+            reused = live and not (secrets.compare_digest(family.token_hash, digest(refresh_token))
+                                   or self._just_rotated(family, refresh_token))
             if reused:
                 family.revoked_at = now()  # an old token came back: someone may have copied it
             elif live:
@@ -63,7 +65,15 @@ class BuiltinProvider:
         raise Unauthenticated("The refresh token was already used; please log in again." if reused
                               else "The refresh token is not valid.")
 
+    @staticmethod
+    def _just_rotated(family: AuthSession, refresh_token: str) -> bool:
+        """The token rotated away a moment ago: two tabs refreshing at once, not a thief."""
+        return bool(family.previous_hash and family.rotated_at and now() - family.rotated_at < REUSE_INTERVAL
+                    and secrets.compare_digest(family.previous_hash, digest(refresh_token)))
+
     def _issue(self, db, user: User, family: AuthSession) -> dict:
+        if family.token_hash:
+            family.previous_hash, family.rotated_at = family.token_hash, now()
         if not family.id:
             family.expires_at = now() + timedelta(seconds=self.settings.refresh_token_ttl)
             db.add(family)

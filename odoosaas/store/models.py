@@ -50,6 +50,8 @@ class AuthSession(Base):
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     token_hash: Mapped[str] = mapped_column(String(64))
+    previous_hash: Mapped[str | None] = mapped_column(String(64))  # accepted for a few seconds after rotation
+    rotated_at: Mapped[datetime | None]
     expires_at: Mapped[datetime]
     revoked_at: Mapped[datetime | None]
 

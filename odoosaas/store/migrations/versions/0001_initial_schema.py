@@ -36,7 +36,7 @@ def accounts():
                     text("full_name", 200), text("company", 200), number("is_admin", sa.Boolean), stamp("created_at"),
                     sa.PrimaryKeyConstraint("id"), sa.UniqueConstraint("email"))
     op.create_table("auth_sessions", text("id", 36), fk("user_id", "users.id", ondelete="CASCADE"),
-                    text("token_hash", 64), stamp("expires_at"), stamp("revoked_at", True), sa.PrimaryKeyConstraint("id"))
+                    text("token_hash", 64), text("previous_hash", 64, True), stamp("rotated_at", True), stamp("expires_at"), stamp("revoked_at", True), sa.PrimaryKeyConstraint("id"))
     op.create_table("reset_tokens", text("token_hash", 64), sa.Column("user_id", sa.String(36), sa.ForeignKey(
                     "users.id", ondelete="CASCADE"), nullable=False), stamp("expires_at"), stamp("used_at", True),
                     sa.PrimaryKeyConstraint("token_hash"))
