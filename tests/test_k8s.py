@@ -82,6 +82,9 @@ def test_six_tenants_spread_route_and_go(cluster, admin_client, traefik, pg_admi
         overview = fleet.overview(db, operator.driver)
     assert {n["name"]: n["tenants"] for n in overview["nodes"]} == dict(placement)
     assert all(t["url"] == f"http://{t['subdomain']}.example.test" for t in tenants)
+    from tests.inspect import tenant_row
+    usage = operator.driver.usage(tenant_row(app, tenants[0]["id"]))  # the testbed has no metrics-server
+    assert usage == {"source": "limits", "memory_bytes": 1024 * 2**20, "cpu_millicores": 500}
     rules = set(wait_for_routers(traefik, 6).values())
     assert {f"Host(`{name}.example.test`)" for name in ids} <= rules
     for tenant_id in ids.values():

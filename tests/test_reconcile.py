@@ -25,7 +25,7 @@ def converge(app, timeout=60):
     Worker(app.extensions["odoosaas"]).run_until_idle(timeout)
 
 
-def test_create_serves_the_sample_app(platform_app, owner):
+def test_create_serves_the_sample_app(platform_app, owner, operator):
     import httpx
     tenant_id = owner.create("acme").json["tenant"]["id"]
     converge(platform_app)
@@ -38,6 +38,8 @@ def test_create_serves_the_sample_app(platform_app, owner):
     assert "Visits: <span id=visits>2<" in httpx.get(tenant["url"]).text
     assert httpx.get(tenant["url"] + "/web/health").json() == {"status": "pass"}
     assert len(app_processes(tenant_id)) == 1
+    usage = operator.get(f"/api/v1/admin/tenants/{tenant_id}").json["tenant"]["usage"]
+    assert usage["source"] == "process" and 5 * 2**20 < usage["memory_bytes"] < 1024 * 2**20
 
 
 def test_stop_start_delete_cleans_up(platform_app, owner):

@@ -28,7 +28,8 @@ def tenant(path: TenantPath):
         row = db.get(Tenant, path.tenant_id)
         if row is None:
             raise NotFound("No such tenant.")
-        return {"tenant": {**with_owner(row), "events": service.recent_events(db, row)}}
+        return {"tenant": {**with_owner(row), "events": service.recent_events(db, row),
+                           "usage": platform().driver.usage(row)}}
 
 
 @bp.get("/overview", security=BEARER)

@@ -10,7 +10,7 @@ import httpx
 
 from odoosaas import apps
 from odoosaas.drivers import Observed
-from odoosaas.drivers.supervisor import Supervised
+from odoosaas.drivers.supervisor import Supervised, marked
 from odoosaas.pg.clusters import Cluster, free_port
 
 
@@ -133,6 +133,17 @@ class LocalDriver:
             except httpx.HTTPError:
                 return Observed(False, detail="the app is starting")
         return Observed(True, node=self.node)
+
+    def usage(self, tenant) -> dict:
+        """What the app's processes hold now (resident memory); CPU is not sampled locally."""
+        resident = 0
+        for pid in marked(tenant.id):
+            try:
+                status = Path(f"/proc/{pid}/status").read_text()
+            except OSError:
+                continue
+            resident += int(next((line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:")), 0))
+        return {"source": "process", "memory_bytes": resident * 1024, "cpu_millicores": None}
 
     # the edge
     def start_edge(self) -> bool:

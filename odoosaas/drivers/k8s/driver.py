@@ -7,6 +7,7 @@ API server is a TemporaryError, a refused object a PermanentError with the serve
 import httpx2 as httpx  # lightkube 1.x speaks httpx2
 from lightkube import ApiError, Client, KubeConfig, codecs
 from lightkube.generic_resource import create_namespaced_resource
+from lightkube.utils.quantity import parse_quantity
 from lightkube.resources.apps_v1 import Deployment, StatefulSet
 from lightkube.resources.batch_v1 import Job
 from lightkube.resources.core_v1 import Namespace, Node, Pod
@@ -17,6 +18,7 @@ from odoosaas.drivers.k8s import specs
 from odoosaas.errors import PermanentError, TemporaryError
 
 create_namespaced_resource("traefik.io", "v1alpha1", "IngressRoute", "ingressroutes")
+PodMetrics = create_namespaced_resource("metrics.k8s.io", "v1beta1", "PodMetrics", "pods")
 FIELD_MANAGER = "odoosaas"
 
 
@@ -105,6 +107,19 @@ class KubernetesDriver:
             phases = ", ".join(sorted({p.status.phase for p in pods if p.status})) or "no pod yet"
             return Observed(False, node=node, detail=f"waiting for the app ({phases})")
         return Observed(True, node=node)
+
+    def usage(self, tenant) -> dict:
+        """CPU and memory from metrics.k8s.io when the cluster serves it, else the tier's limits."""
+        ns = specs.namespace_name(tenant.subdomain)
+        try:
+            pods = list(self.client.list(PodMetrics, namespace=ns))
+        except (ApiError, httpx.HTTPError):
+            limits = tenant.resources
+            return {"source": "limits", "memory_bytes": limits["memory_mb"] * 2**20,
+                    "cpu_millicores": limits["cpu_millicores"]}
+        used = [c["usage"] for pod in pods for c in pod.get("containers", [])]
+        return {"source": "metrics.k8s.io", "memory_bytes": int(sum(parse_quantity(u["memory"]) for u in used)),
+                "cpu_millicores": int(sum(parse_quantity(u["cpu"]) for u in used) * 1000)}
 
     def nodes(self) -> list[str]:
         return [n.metadata.name for n in converted(lambda: list(self.client.list(Node)))]
