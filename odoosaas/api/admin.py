@@ -28,8 +28,7 @@ def tenant(path: TenantPath):
         row = db.get(Tenant, path.tenant_id)
         if row is None:
             raise NotFound("No such tenant.")
-        return {"tenant": {**with_owner(row), "events": service.recent_events(db, row),
-                           "usage": platform().driver.usage(row)}}
+        return {"tenant": fleet.detail(db, row, platform().driver)}
 
 
 @bp.get("/overview", security=BEARER)

@@ -2,6 +2,7 @@
 from sqlalchemy import func, select
 
 from odoosaas.store.models import DbServer, Tenant
+from odoosaas.tenants import service
 
 
 def counts(db, column) -> dict[str, int]:
@@ -23,6 +24,12 @@ def db_servers(db) -> list[dict]:
     return [{"id": s.id, "name": s.name, "kind": s.kind, "host": s.host, "port": s.port, "status": s.status,
              "tenants": loads.get(s.id, 0), "capacity": s.capacity,
              "utilization": round(loads.get(s.id, 0) / s.capacity, 4) if s.capacity else 0.0} for s in servers]
+
+
+def detail(db, tenant: Tenant, driver) -> dict:
+    """What an operator sees of one tenant: the tenant, its owner, recent events, usage now."""
+    return {**service.public(tenant), "owner_email": tenant.owner.email,
+            "events": service.recent_events(db, tenant), "usage": driver.usage(tenant)}
 
 
 def overview(db, driver) -> dict:
