@@ -76,3 +76,32 @@ def test_crash_after_step_converges(workdir, fault):
     assert list((workdir / "pg").iterdir()) == [], "the dedicated cluster's folder is gone"
     assert app_processes("traefik") == []
     app.extensions["odoosaas"].store.dispose()
+
+
+def test_killed_at_random_moments_converges(workdir):
+    """SIGKILL mid-step, not only between steps: three kills at varied moments, then a clean run."""
+    app = make_app(workdir)
+    caller = Caller(app.test_client(), "chaos@example.com")
+    ids = [caller.create(name, **extra).json["tenant"]["id"]
+           for name, extra in (("chaos-a", {}), ("chaos-b", {"tier": "premium"}), ("chaos-c", {}))]
+    for delay in (0.4, 1.1, 2.3):
+        worker = start_worker(workdir, 0)
+        time.sleep(delay)
+        worker.kill()
+        worker.wait()
+    worker = start_worker(workdir, 0)
+    try:
+        for tenant_id in ids:
+            wait_for(app, tenant_id, "running")
+            assert len(app_processes(tenant_id)) == 1
+            assert database_state(app, tenant_id) == {"databases": 1, "roles": 1}
+        assert sorted(d.name for d in (workdir / "pg").iterdir())[-1] == "shared-1"
+        assert len(list((workdir / "pg").iterdir())) == 2, "one shared server and one dedicated, no strays"
+        for tenant_id in ids:
+            caller.delete(f"/api/v1/tenants/{tenant_id}")
+        for tenant_id in ids:
+            wait_for(app, tenant_id, "deleted")
+    finally:
+        stop(worker)
+    assert all(app_processes(tenant_id) == [] for tenant_id in ids)
+    app.extensions["odoosaas"].store.dispose()
