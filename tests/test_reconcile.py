@@ -40,6 +40,7 @@ def test_create_serves_the_sample_app(platform_app, owner, operator):
     assert len(app_processes(tenant_id)) == 1
     usage = operator.get(f"/api/v1/admin/tenants/{tenant_id}").json["tenant"]["usage"]
     assert usage["source"] == "process" and 5 * 2**20 < usage["memory_bytes"] < 1024 * 2**20
+    assert usage["db_size_bytes"] > 1_000_000 and usage["db_connections"] >= 0
 
 
 def test_stop_start_delete_cleans_up(platform_app, owner):

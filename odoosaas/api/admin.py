@@ -28,7 +28,7 @@ def tenant(path: TenantPath):
         row = db.get(Tenant, path.tenant_id)
         if row is None:
             raise NotFound("No such tenant.")
-        return {"tenant": fleet.detail(db, row, platform().driver)}
+        return {"tenant": fleet.detail(db, row, platform())}
 
 
 @bp.get("/overview", security=BEARER)

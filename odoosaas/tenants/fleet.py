@@ -1,6 +1,9 @@
 """What the operator sees across tenants: counts, nodes, database servers."""
+from psycopg.conninfo import conninfo_to_dict
 from sqlalchemy import func, select
 
+from odoosaas.errors import Invalid, TemporaryError
+from odoosaas.pg import ops
 from odoosaas.store.models import DbServer, Tenant
 from odoosaas.tenants import service
 
@@ -26,10 +29,23 @@ def db_servers(db) -> list[dict]:
              "utilization": round(loads.get(s.id, 0) / s.capacity, 4) if s.capacity else 0.0} for s in servers]
 
 
-def detail(db, tenant: Tenant, driver) -> dict:
+def detail(db, tenant: Tenant, platform) -> dict:
     """What an operator sees of one tenant: the tenant, its owner, recent events, usage now."""
+    usage = {**platform.driver.usage(tenant), **database_usage(platform, tenant)}
     return {**service.public(tenant), "owner_email": tenant.owner.email,
-            "events": service.recent_events(db, tenant), "usage": driver.usage(tenant)}
+            "events": service.recent_events(db, tenant), "usage": usage}
+
+
+def database_usage(platform, tenant: Tenant) -> dict:
+    """Size and open connections of the tenant's database; None when its server does not answer."""
+    server, name = tenant.db_server, ops.names(tenant.subdomain)
+    try:
+        if server is None:
+            raise TemporaryError("not placed yet")
+        with ops.connect({**platform.box.open(server.secret), "host": server.host, "port": server.port}) as conn:
+            return {"db_size_bytes": ops.database_size(conn, name), "db_connections": ops.connection_count(conn, name)}
+    except TemporaryError:
+        return {"db_size_bytes": None, "db_connections": None}
 
 
 def overview(db, driver) -> dict:
@@ -41,9 +57,6 @@ def overview(db, driver) -> dict:
 
 def register_server(platform, name: str, dsn: str, password: str) -> DbServer:
     """An existing PostgreSQL becomes a shared server; the platform never starts or stops it."""
-    from psycopg.conninfo import conninfo_to_dict
-    from odoosaas.errors import Invalid
-    from odoosaas.pg import ops
     params = conninfo_to_dict(dsn)
     if "password" in params:
         raise Invalid("Leave the password out of the DSN (argv is visible to every local user).",

@@ -56,7 +56,7 @@ def tenant(tenant_id: str):
         row = db.get(Tenant, tenant_id)
         if row is None:
             raise NotFound("No such tenant.")
-        return render_template("admin_tenant.html", t=fleet.detail(db, row, platform().driver))
+        return render_template("admin_tenant.html", t=fleet.detail(db, row, platform()))
 
 
 @bp.get("/db-servers")
