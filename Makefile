@@ -16,13 +16,13 @@ $(STAMP): pyproject.toml
 system:
 	WITH_BROWSER=$(WITH_BROWSER) scripts/install-system.sh
 
-traefik:
-	testbed/traefik/build.sh
+traefik: $(STAMP)
+	PYTHON=$(VENV)/bin/python testbed/traefik/build.sh >/dev/null
 
 k8s:
 	testbed/k8s/build.sh
 
-run: $(STAMP) system
+run: $(STAMP) system traefik
 	ODOOSAAS_LOCAL_FALLBACK_APP=$${ODOOSAAS_LOCAL_FALLBACK_APP-sample} $(VENV)/bin/odoosaas serve
 
 test: WITH_BROWSER = 1

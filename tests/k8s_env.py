@@ -67,11 +67,9 @@ class VolumeBinder(threading.Thread):
 
 
 def traefik_crds(client: Client) -> None:
-    """Traefik's own CRD definitions, from the module that `make test` built it from."""
-    gomodcache = subprocess.run(["go", "env", "GOMODCACHE"], capture_output=True, text=True).stdout.strip()
-    version = (Path(find_traefik(Settings(traefik_port=1))).with_name("traefik.version")).read_text().strip()
-    path = (Path(gomodcache) / f"github.com/traefik/traefik/v3@{version}" / "docs/content/reference"
-            / "dynamic-configuration/kubernetes-crd-definition-v1.yml")
+    """Traefik's own CRD definitions, as `make traefik` fetched them."""
+    cache = Path(os.environ.get("ODOOSAAS_CACHE", Path.home() / ".cache" / "odoosaas"))
+    path = cache / "traefik-crds.yml"  # testbed/traefik/build.sh fetched them
     for obj in codecs.load_all_yaml(path.read_text()):
         client.apply(obj, field_manager="odoosaas-tests", force=True)
 
