@@ -5,10 +5,9 @@ from flask import request
 from flask_openapi3 import Info, OpenAPI
 from werkzeug.exceptions import HTTPException
 
-from odoosaas import api, platform as platform_module, web
+from odoosaas import api, limits, platform as platform_module, web
 from odoosaas.api import ops
 from odoosaas.errors import ApiError
-from odoosaas.limits import limiter
 from odoosaas.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -25,15 +24,23 @@ def create_app(overrides: dict | None = None, platform=None):
                   security_schemes={"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}})
     app.config.update(SECRET_KEY=settings.secret_key, MAX_CONTENT_LENGTH=settings.max_body_bytes)
     app.extensions["odoosaas"] = platform
-    limiter.init_app(app)
+    limits.init_app(app)
     api.init_app(app)
     web.init_app(app)
     app.before_request(ops.start_timer)
     app.after_request(ops.observe)
+    app.after_request(no_framing)
     app.register_error_handler(ApiError, render_error)
     app.register_error_handler(HTTPException, render_error)
     app.register_error_handler(Exception, render_unexpected)
     return app
+
+
+def no_framing(response):
+    """The dashboard's one-click forms must not be clickjacked from another site."""
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    response.headers.setdefault("Content-Security-Policy", "frame-ancestors 'none'")
+    return response
 
 
 def render_error(exc):

@@ -1,8 +1,7 @@
 """The platform's parts, built once from settings and shared by the API, pages and worker."""
+import os
 import threading
 from dataclasses import dataclass, field
-
-from sqlalchemy import select
 
 from odoosaas.auth import make_provider
 from odoosaas.auth.mail import Mailer
@@ -31,6 +30,7 @@ class Platform:
 
 
 def build(settings: Settings) -> Platform:
+    os.umask(0o077)  # every file the platform writes (store, outbox, logs, configs) is private unless opened on purpose
     settings.resolved()
     store = Store(settings.database_url)
     mailer = Mailer(settings)
@@ -41,11 +41,4 @@ def build(settings: Settings) -> Platform:
 
 def ensure_admin(platform: Platform, email: str, password: str) -> User:
     """Make sure an operator account exists with this password (CLI and start-up)."""
-    with platform.store.session() as db:
-        user = db.scalar(select(User).where(User.email == email.lower()))
-        if user is None:
-            user = User(email=email.lower())
-            db.add(user)
-        user.is_admin = True
-        user.password_hash = platform.auth.hasher.hash(password)
-    return user
+    return platform.auth.ensure_operator(email, password)

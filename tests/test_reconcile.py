@@ -12,6 +12,15 @@ PASSWORD = "admin-pass-1"
 
 
 @pytest.fixture
+def app(workdir, store_url):
+    """The engine on both stores: PostgreSQL is the production one (review defect 1)."""
+    app = make_app(workdir, database_url=store_url)
+    yield app
+    app.extensions["odoosaas"].driver.close()
+    app.extensions["odoosaas"].store.dispose()
+
+
+@pytest.fixture
 def platform_app(app):
     return app
 
@@ -25,6 +34,13 @@ def converge(app, timeout=60):
     Worker(app.extensions["odoosaas"]).run_until_idle(timeout)
 
 
+def app_login(url: str, login: str, password: str) -> bool:
+    """Odoo's JSON-RPC login (the sample app answers it the same way)."""
+    import httpx
+    body = {"jsonrpc": "2.0", "params": {"db": "", "login": login, "password": password}}
+    return "result" in httpx.post(url + "/web/session/authenticate", json=body, timeout=10).json()
+
+
 def test_create_serves_the_sample_app(platform_app, owner, operator):
     import httpx
     tenant_id = owner.create("acme").json["tenant"]["id"]
@@ -34,7 +50,8 @@ def test_create_serves_the_sample_app(platform_app, owner, operator):
     assert tenant["progress"]["done"] == 5 and all(s["finished_at"] for s in tenant["progress"]["steps"])
     assert tenant["db_server"] == "shared-1" and tenant["node"] and tenant["routing"] == "direct port"
     first = httpx.get(tenant["url"]).text
-    assert "acme" in first and "owner@example.com" in first and "Visits: <span id=visits>1<" in first
+    assert "acme" in first and "Visits: <span id=visits>1<" in first
+    assert "owner@example.com" not in first  # visitors are anonymous: the admin login is not theirs to see
     assert "Visits: <span id=visits>2<" in httpx.get(tenant["url"]).text
     assert httpx.get(tenant["url"] + "/web/health").json() == {"status": "pass"}
     assert len(app_processes(tenant_id)) == 1
@@ -156,3 +173,87 @@ def test_secrets_stay_out_of_argv_logs_and_responses(platform_app, owner, operat
     assert db_password not in responses and "Sup3r-Secret-Admin" not in responses
     config = next((p.settings.data_dir / "apps" / tenant_id).glob("*.json"))
     assert config.stat().st_mode & 0o077 == 0
+
+
+def test_admin_is_set_once_and_when_the_owner_asks(platform_app, owner):
+    """Review defect 4: a password changed inside the app is not set back by stop/start or a new worker."""
+    from odoosaas import apps
+    from odoosaas.reconcile.context import Context
+    tenant_id = owner.create("keys").json["tenant"]["id"]
+    converge(platform_app)
+    url = owner.get(f"/api/v1/tenants/{tenant_id}").json["tenant"]["url"]
+    assert app_login(url, "owner@example.com", PASSWORD) and not app_login(url, "owner@example.com", "wrong-pass")
+    spec = Context(platform_app.extensions["odoosaas"], tenant_row(platform_app, tenant_id)).spec()
+    spec.admin_password = "changed-in-the-app"  # as the owner would, in the app's own preferences
+    apps.template("sample").set_admin(spec)
+    owner.post(f"/api/v1/tenants/{tenant_id}/stop")
+    converge(platform_app)
+    owner.post(f"/api/v1/tenants/{tenant_id}/start")
+    converge(platform_app)
+    url = owner.get(f"/api/v1/tenants/{tenant_id}").json["tenant"]["url"]
+    assert app_login(url, "owner@example.com", "changed-in-the-app")
+    assert not app_login(url, "owner@example.com", PASSWORD)
+
+    short = owner.post(f"/api/v1/tenants/{tenant_id}/admin-password", json={"password": "short"})
+    assert short.status_code == 400 and "password" in short.json["error"]["fields"]
+    asked = owner.post(f"/api/v1/tenants/{tenant_id}/admin-password", json={"password": "chosen-by-owner"})
+    assert asked.status_code == 202 and "chosen-by-owner" not in str(asked.json)
+    converge(platform_app)
+    assert owner.get(f"/api/v1/tenants/{tenant_id}").json["tenant"]["status"] == "running"
+    assert app_login(url, "owner@example.com", "chosen-by-owner")
+    assert not app_login(url, "owner@example.com", "changed-in-the-app")
+
+
+def test_other_users_cannot_set_the_admin_password(platform_app, owner):
+    tenant_id = owner.create("mine").json["tenant"]["id"]
+    mallory = Caller(platform_app.test_client(), "mallory@example.com")
+    r = mallory.post(f"/api/v1/tenants/{tenant_id}/admin-password", json={"password": "taken-over-1"})
+    assert r.status_code == 404 and r.json["error"]["code"] == "not_found"
+    assert tenant_row(platform_app, tenant_id).admin_set is False and tenant_row(platform_app, tenant_id).generation == 1
+
+
+def test_a_stopped_tenants_port_is_never_served_by_another(platform_app, owner):
+    """Review defect 5: stop A, B starts, someone takes A's old port, start A: A's URL serves A."""
+    import socket
+    import httpx
+    first = owner.create("first").json["tenant"]["id"]
+    converge(platform_app)
+    owner.post(f"/api/v1/tenants/{first}/stop")
+    converge(platform_app)
+    old_url = owner.get(f"/api/v1/tenants/{first}").json["tenant"]["url"]
+    second = owner.create("second").json["tenant"]["id"]
+    converge(platform_app)
+    assert owner.get(f"/api/v1/tenants/{second}").json["tenant"]["url"] != old_url
+    squatter = socket.create_server(("127.0.0.1", int(old_url.rsplit(":", 1)[1])))
+    try:
+        owner.post(f"/api/v1/tenants/{first}/start")
+        converge(platform_app)
+        tenant = owner.get(f"/api/v1/tenants/{first}").json["tenant"]
+        assert tenant["status"] == "running", tenant["status_detail"]
+        assert tenant["url"] != old_url and "<h1>first</h1>" in httpx.get(tenant["url"]).text
+    finally:
+        squatter.close()
+
+
+def test_waiting_for_the_app_does_not_redo_earlier_steps(workdir, store_url):
+    """Review defect 7: while readiness is awaited, the role and the admin are not rewritten each pass."""
+    app = make_app(workdir, database_url=store_url, tiers={"basic": {"memory_mb": 40}}, ready_timeout=12)
+    caller = Caller(app.test_client(), "patient@example.com")
+    tenant_id = caller.create("patient").json["tenant"]["id"]
+    p = app.extensions["odoosaas"]
+    worker = Worker(p)
+    worker.run_until_idle(timeout=1)  # database, runtime, admin, routing done; then 2 s of polling in vain
+
+    def role_version():
+        tenant = tenant_row(app, tenant_id)
+        from odoosaas.store.models import DbServer
+        with p.store.session() as db:
+            server = db.get(DbServer, tenant.db_server_id)
+        with psycopg.connect(**p.box.open(server.secret), host=server.host, port=server.port, dbname="postgres") as c:
+            return c.execute("SELECT xmin::text FROM pg_authid WHERE rolname = 't_patient'").fetchone()[0]
+    before = role_version()
+    worker.run_until_idle(timeout=5.5)  # passes of 2 s (a sixth of the timeout) after backoffs of 1 s, 2 s
+    row = tenant_row(app, tenant_id)
+    assert row.status == "creating" and 2 <= row.attempts <= 4, row.attempts
+    assert role_version() == before
+    p.driver.close()

@@ -32,7 +32,7 @@ class ResetRequest(Body):
 
 
 class ResetConfirm(Body):
-    token: str = Field(min_length=1, max_length=500)
+    token: str = Field(min_length=1, max_length=4000)  # Supabase: a recovery access token (a JWT)
     password: str = Password
 
 
@@ -50,6 +50,7 @@ class TenantRequest(Body):
     compliance: list[Literal["hipaa", "sox", "pci-dss"]] = []
     high_performance: bool = False
     expected_data_gb: float = Field(0, ge=0, le=100_000)
+    modules: list[str] = Field([], max_length=50)
 
     @field_validator("subdomain")
     @classmethod
@@ -60,12 +61,16 @@ class TenantRequest(Body):
         return value
 
 
+class AdminPassword(Body):
+    password: str = Password
+
+
 class TenantPath(BaseModel):
-    tenant_id: str = Field(max_length=36)
+    tenant_id: str  # any length: an unknown id is a 404
 
 
 class SubdomainPath(BaseModel):
-    name: str = Field(max_length=100)
+    name: str  # any length: a bad name is `available: false` with the reason
 
 
 class AdminFilter(BaseModel):

@@ -2,7 +2,7 @@
 from flask_openapi3 import APIBlueprint, Tag
 
 from odoosaas.api import BEARER, current_user, platform
-from odoosaas.api.schemas import SubdomainPath, TenantPath, TenantRequest
+from odoosaas.api.schemas import AdminPassword, SubdomainPath, TenantPath, TenantRequest
 from odoosaas.tenants import service
 
 bp = APIBlueprint("tenants", __name__, url_prefix="/api/v1", abp_tags=[Tag(name="tenants")])
@@ -48,3 +48,9 @@ def start(path: TenantPath):
 
 def change(path: TenantPath, action: str):
     return {"tenant": service.public(service.change(platform(), current_user(), path.tenant_id, action))}, 202
+
+
+@bp.post("/tenants/<tenant_id>/admin-password", security=BEARER)
+def admin_password(path: TenantPath, body: AdminPassword):
+    tenant = service.set_admin_password(platform(), current_user(), path.tenant_id, body.password)
+    return {"tenant": service.public(tenant)}, 202

@@ -7,7 +7,7 @@ import base64
 import hashlib
 import os
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from odoosaas.errors import Conflict, Invalid
 from odoosaas.tenants.rules import Resources
@@ -28,6 +28,7 @@ class Spec:
     admin_password: str
     url: str
     flavour: str = "official"  # the Odoo image's conventions on Kubernetes: official | bitnami
+    modules: list[str] = field(default_factory=list)  # apps to install at creation
 
     def __repr__(self) -> str:
         return f"Spec({self.subdomain!r}, app={self.app!r})"
@@ -64,11 +65,11 @@ def resolve(name: str, settings) -> str:
     return name
 
 
-def pbkdf2_sha512(password: str, rounds: int) -> str:
+def pbkdf2_sha512(password: str, rounds: int, salt: bytes | None = None) -> str:
     """Passlib's `$pbkdf2-sha512$` format, which Odoo's CryptContext verifies."""
     def ab64(raw: bytes) -> str:
         return base64.b64encode(raw).decode().rstrip("=").replace("+", ".")
-    salt = os.urandom(16)
+    salt = salt or os.urandom(16)
     digest = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, rounds)
     return f"$pbkdf2-sha512${rounds}${ab64(salt)}${ab64(digest)}"
 

@@ -1,5 +1,6 @@
 """The local driver: PostgreSQL clusters under `<data dir>/pg/`, apps as supervised child
 processes, and one Traefik dynamic-configuration file per tenant when Traefik is present."""
+import contextlib
 import os
 import shutil
 import socket
@@ -7,6 +8,7 @@ import threading
 from pathlib import Path
 
 import httpx
+import psutil
 
 from odoosaas import apps
 from odoosaas.drivers import Observed
@@ -20,6 +22,12 @@ def find_traefik(settings) -> str:
         if candidate and os.access(candidate, os.X_OK):
             return candidate
     return ""
+
+
+def listener(port: int) -> int | None:
+    """The process listening on a loopback TCP port, if any."""
+    return next((c.pid for c in psutil.net_connections("tcp") if c.status == psutil.CONN_LISTEN
+                 and c.laddr.port == port), None)
 
 
 class LocalDriver:
@@ -61,11 +69,13 @@ class LocalDriver:
     def _workdir(self, tenant) -> Path:
         return self.root / "apps" / tenant.id
 
-    def _port(self, tenant) -> int:
-        """The app's port, chosen once and kept, so the route stays right across restarts."""
+    def _port(self, tenant, fresh: bool = False) -> int:
+        """The app's port, kept across restarts; never one that another tenant holds, stopped or not."""
         path = self._workdir(tenant) / "port"
-        if not path.exists():
-            path.write_text(str(free_port()))
+        with self.lock:
+            if fresh or not path.exists():
+                taken = {p.read_text() for p in (self.root / "apps").glob("*/port")}
+                path.write_text(next(str(p) for p in iter(free_port, None) if str(p) not in taken))
         return int(path.read_text())
 
     def apply(self, tenant, spec) -> None:
@@ -73,10 +83,15 @@ class LocalDriver:
         workdir.mkdir(parents=True, exist_ok=True, mode=0o700)
         template = apps.template(spec.app)
         template.initialise(spec, workdir)
+        if tenant.id in self.apps:
+            return
+        port = self._port(tenant)
+        if listener(port) not in (None, *marked(tenant.id)):  # someone else took it while we were stopped
+            port = self._port(tenant, fresh=True)
         with self.lock:
             if tenant.id in self.apps:
                 return
-            argv, env = template.local_command(spec, workdir, self._port(tenant))
+            argv, env = template.local_command(spec, workdir, port)
             (self.root / "logs").mkdir(exist_ok=True)
             app = Supervised(tenant.id, argv, env, self.root / "logs" / f"{tenant.subdomain}.log",
                              spec.resources.memory_mb)
@@ -89,10 +104,10 @@ class LocalDriver:
         if app:
             app.stop()
         Supervised.end_orphans(tenant.id)
+        self._route_file(tenant).unlink(missing_ok=True)  # its port may serve someone else later
 
     def delete(self, tenant) -> None:
         self.stop(tenant)
-        self._route_file(tenant).unlink(missing_ok=True)
         shutil.rmtree(self._workdir(tenant), ignore_errors=True)
 
     # routing
@@ -121,8 +136,11 @@ class LocalDriver:
         app = self.apps.get(tenant.id)
         if app is None or not app.running():
             return Observed(False, detail="the app process is not running")
+        port = self._port(tenant)
+        if listener(port) not in marked(tenant.id):  # whoever answers must be this tenant's own process
+            return Observed(False, detail="the app is starting")
         health = apps.template(spec.app).health_path
-        checks = [(f"http://127.0.0.1:{self._port(tenant)}{health}", {})]
+        checks = [(f"http://127.0.0.1:{port}{health}", {})]
         if self.edge is not None:  # through Traefik too: the URL we hand out must already work
             host = f"{tenant.subdomain}.{self.settings.base_domain}"
             checks.append((f"http://127.0.0.1:{self.settings.traefik_port}{health}", {"Host": host}))
@@ -138,12 +156,9 @@ class LocalDriver:
         """What the app's processes hold now (resident memory); CPU is not sampled locally."""
         resident = 0
         for pid in marked(tenant.id):
-            try:
-                status = Path(f"/proc/{pid}/status").read_text()
-            except OSError:
-                continue
-            resident += int(next((line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:")), 0))
-        return {"source": "process", "memory_bytes": resident * 1024, "cpu_millicores": None}
+            with contextlib.suppress(psutil.Error):
+                resident += psutil.Process(pid).memory_info().rss
+        return {"source": "process", "memory_bytes": resident, "cpu_millicores": None}
 
     # the edge
     def start_edge(self) -> bool:

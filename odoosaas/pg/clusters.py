@@ -62,7 +62,9 @@ class Cluster:
 
     def _init(self, port: int, superuser: str, password: str, max_connections: int) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)
-        self.folder.mkdir(parents=True, mode=0o700)
+        self.folder.parent.mkdir(parents=True, exist_ok=True)
+        self.folder.parent.chmod(0o711)  # the `postgres` account passes through, lists nothing
+        self.folder.mkdir(mode=0o700)
         _own(self.folder)
         with tempfile.NamedTemporaryFile("w", dir=self.folder, delete=False) as pwfile:
             pwfile.write(password)

@@ -1,4 +1,5 @@
-"""What one reconcile pass knows about its tenant, and how it writes back what it saw."""
+"""What one pass knows about the row it drives (a tenant's lifecycle or an operation), and how it
+writes back what it saw: progress per step, retries, the outcome."""
 from datetime import datetime, timedelta
 
 from sqlalchemy import update
@@ -9,12 +10,42 @@ from odoosaas.store.models import DbServer, Tenant, now
 from odoosaas.tenants import rules, service
 
 
+def advance(steps: list[dict], name: str, state: str, detail: str = "") -> list[dict] | None:
+    """`steps` with one step moved to `state`, or None when that changes nothing (done stays done)."""
+    steps = [dict(s) for s in steps or []]
+    for s in steps:
+        if s["name"] == name and (s["state"], s["detail"]) != (state, detail) and s["state"] != "done":
+            stamp = now().isoformat()
+            s.update(state=state, detail=detail,
+                     **({"started_at": s["started_at"] or stamp} if state == "running" else {"finished_at": stamp}))
+            return steps
+    return None
+
+
+def step_age(steps: list[dict], name: str) -> float:
+    """Seconds since the step first started (it survives worker restarts)."""
+    started = next((s["started_at"] for s in steps or [] if s["name"] == name), None)
+    return (now() - datetime.fromisoformat(started)).total_seconds() if started else 0.0
+
+
 class Context:
-    def __init__(self, platform, tenant: Tenant):
+    """A tenant's lifecycle pass: the plan of its desired state."""
+    row = "tenant"
+
+    def __init__(self, platform, tenant: Tenant, skip: frozenset = frozenset()):
         self.platform, self.tenant = platform, tenant
         self.generation = tenant.generation
         self.secrets = platform.box.open(tenant.secrets)
         self.resources = rules.Resources(**tenant.resources)
+        self.skip = skip  # steps this worker already did for this generation
+
+    @property
+    def kind(self) -> str:
+        return self.tenant.desired
+
+    def plan(self) -> list:
+        from odoosaas.reconcile.steps import ACTIONS
+        return [(name, ACTIONS[self.kind][name]) for name in rules.PLANS[self.kind] if name not in self.skip]
 
     def server(self, server_id: str) -> DbServer:
         with self.platform.store.session() as db:
@@ -28,7 +59,7 @@ class Context:
                     "password": self.secrets["db_password"]}
         return Spec(tenant_id=t.id, subdomain=t.subdomain, app=t.app, tier=t.tier, resources=self.resources,
                     database=database, admin_email=t.admin_email, admin_password=self.secrets["admin_password"],
-                    url=service.planned_url(self.platform.settings, t.subdomain))
+                    url=service.planned_url(self.platform.settings, t.subdomain), modules=list(t.modules or []))
 
     def _write(self, **values) -> bool:
         """Write tenant fields unless the user changed the desired state meanwhile."""
@@ -47,30 +78,35 @@ class Context:
             return db.get(Tenant, self.tenant.id).generation != self.generation
 
     def step(self, name: str, state: str, detail: str = "") -> None:
-        steps = [dict(s) for s in self.tenant.progress or []]
-        for s in steps:
-            if s["name"] == name and (s["state"], s["detail"]) != (state, detail) and s["state"] != "done":
-                stamp = now().isoformat()
-                s.update(state=state, detail=detail,
-                         **({"started_at": s["started_at"] or stamp} if state == "running" else {"finished_at": stamp}))
-                self._write(progress=steps)
-                return
+        steps = advance(self.tenant.progress, name, state, detail)
+        if steps is not None:
+            self._write(progress=steps)
 
     def step_age(self, name: str) -> float:
-        """Seconds since the step first started (it survives worker restarts)."""
-        started = next((s["started_at"] for s in self.tenant.progress if s["name"] == name), None)
-        return (now() - datetime.fromisoformat(started)).total_seconds() if started else 0.0
+        return step_age(self.tenant.progress, name)
 
     def mark_server(self, server: DbServer, status: str) -> None:
         if server.status != status:
             with self.platform.store.session() as db:
                 db.get(DbServer, server.id).status = status
 
+    def complete(self) -> None:
+        self.finish(self.kind)
+        if self.kind == "deleted":
+            self.platform.billing.deleted(self.tenant)
+
+    def fail(self, step: str, message: str) -> None:
+        self.finish("failed", message, f"failed at {step}: {message}")
+
     def finish(self, status: str, detail: str = "", event: str = "") -> None:
         if self._write(status=status, status_detail=detail, observed_generation=self.generation,
                        attempts=0, lease_until=None):
             with self.platform.store.session() as db:
                 service.record(db, self.tenant, status, event or f"instance {status}")
+
+    @property
+    def attempts(self) -> int:
+        return self.tenant.attempts
 
     def retry(self, message: str, delay: float) -> None:
         self._write(status_detail=message, attempts=self.tenant.attempts + 1,

@@ -1,5 +1,6 @@
 """The `ensure_*` steps: each idempotent, safe to run again after a crash at any point."""
 import threading
+import time
 
 from sqlalchemy import func, select
 
@@ -72,19 +73,26 @@ def ensure_runtime(ctx) -> None:
 
 
 def ensure_admin_credentials(ctx) -> None:
-    apps.template(ctx.tenant.app).set_admin(ctx.spec())
+    """Once per password the owner chose: a password changed inside the app is never set back."""
+    if not ctx.tenant.admin_set:
+        apps.template(ctx.tenant.app).set_admin(ctx.spec())
+        ctx.save(admin_set=True)
 
 
 def ensure_routing(ctx) -> None:
     ctx.save(url=ctx.platform.driver.route(ctx.tenant, ctx.spec()))
 
 
-def ensure_ready(ctx) -> None:
-    observed = ctx.platform.driver.observe(ctx.tenant, ctx.spec())
-    if not observed.ready:
+def ensure_ready(ctx, poll: float = 0.1) -> None:
+    """Poll the health check for a while in this pass (an app answers within seconds), then back off."""
+    patience = min(10.0, ctx.platform.settings.ready_timeout / 6)
+    deadline, spec = time.monotonic() + patience, ctx.spec()
+    while not (observed := ctx.platform.driver.observe(ctx.tenant, spec)).ready:
         if ctx.step_age("ready") > ctx.platform.settings.ready_timeout:
             raise PermanentError(f"The app did not answer its health check in time ({observed.detail}).")
-        raise TemporaryError(observed.detail or "waiting for the app to answer", delay=0.2)
+        if time.monotonic() > deadline:
+            raise TemporaryError(observed.detail or "waiting for the app to answer", delay=1)
+        time.sleep(poll)
     ctx.save(node=observed.node, url=observed.url or ctx.tenant.url)
 
 

@@ -1,14 +1,16 @@
-"""The reconciler: drives every tenant whose observed state lags its desired state.
+"""The reconciler: drives every tenant whose observed state lags its desired state, and every
+pending operation, through one loop.
 
-A pass over one tenant is observe -> write status -> the flat list of steps for its
-desired state. Leases (a compare-and-set on `lease_until`) keep two workers off one
-tenant; a worker re-ensures every tenant once after it starts, so processes and clusters
-that died with the previous worker come back, and a crash at any step converges.
+A pass is the flat list of steps for the row's kind. Leases (a compare-and-set on `lease_until`)
+keep two workers off one row; an operation on a tenant also holds the tenant's lease. A worker
+re-ensures every tenant once after it starts, so processes and clusters that died with the
+previous worker come back, and a crash at any step converges.
 """
 import logging
 import os
 import socket
 import threading
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -16,13 +18,31 @@ from datetime import timedelta
 from sqlalchemy import or_, select, update
 
 from odoosaas.errors import PermanentError, TemporaryError
-from odoosaas.reconcile import steps
+from odoosaas.reconcile import operations
 from odoosaas.reconcile.context import Context
-from odoosaas.store.models import Tenant, now
-from odoosaas.tenants import rules
+from odoosaas.store.models import Operation, Tenant, now
 
 log = logging.getLogger(__name__)
 LEASE = timedelta(seconds=60)
+
+
+def free(model):
+    return or_(model.lease_until.is_(None), model.lease_until < now())
+
+
+def backoff(delay: float, attempts: int) -> float:
+    return min(delay * 2 ** min(attempts, 8), 60)
+
+
+def owner_alive(owner: str) -> bool:
+    """A lease owner is `host:pid:nonce`; on this host, is that worker's process still there?"""
+    try:
+        os.kill(int(owner.split(":")[1]), 0)
+        return True
+    except (ProcessLookupError, ValueError, IndexError):
+        return False
+    except PermissionError:
+        return True
 
 
 class Worker:
@@ -30,109 +50,162 @@ class Worker:
         self.platform = platform
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.threads = threads
-        self.synced: dict[str, int] = {}  # tenant id -> generation this worker has converged
+        self.resync: set[str] | None = None  # tenants to re-ensure once after start (None: not listed yet)
+        self.done: dict[str, tuple[int, set]] = {}  # tenant -> (generation, steps this worker did for it)
         self.inflight: set[str] = set()
         self.lock = threading.Lock()
 
     def run(self, stop: threading.Event) -> None:
-        self.release_own_host_leases()
+        self.release_dead_host_leases()
         with ThreadPoolExecutor(self.threads, thread_name_prefix="reconcile") as pool:
             while not stop.is_set():
-                for tenant_id in self.claim(self.threads - len(self.inflight)):
-                    pool.submit(self.reconcile, tenant_id)
+                for kind, row_id in self.claim(self.threads - len(self.inflight)):
+                    pool.submit(self.reconcile, kind, row_id)
                 self.platform.wakeup.wait(0.1)
                 self.platform.wakeup.clear()
 
     def run_until_idle(self, timeout: float = 60) -> None:
         """Reconcile in the calling thread until nothing is due (tests, CLI)."""
-        import time
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             claimed = self.claim(1)
-            for tenant_id in claimed:
-                self.reconcile(tenant_id)
+            for kind, row_id in claimed:
+                self.reconcile(kind, row_id)
             if not claimed:
                 if not self.pending():
                     return
                 time.sleep(0.05)
 
-    def release_own_host_leases(self) -> None:
-        """Leases of workers on this host that are gone; others expire on their own."""
+    def release_dead_host_leases(self) -> None:
+        """Leases of workers on this host whose process is gone; others expire on their own."""
         host = socket.gethostname() + ":"
-        with self.platform.store.session() as db:
-            db.execute(update(Tenant).where(Tenant.lease_owner.like(host + "%"))
-                       .values(lease_until=None, lease_owner=None))
-
-    def pending(self) -> list[Tenant]:
-        with self.platform.store.session() as db:
-            rows = db.scalars(select(Tenant).where(Tenant.status != "deleted"))
-            return [t for t in rows if self.lags(t)]
-
-    def lags(self, tenant: Tenant) -> bool:
-        if tenant.observed_generation == tenant.generation and tenant.status == "failed":
-            return False  # a permanent failure waits for the user (start retries it)
-        return self.synced.get(tenant.id) != tenant.generation
-
-    def claim(self, slots: int) -> list[str]:
-        claimed = []
-        if slots <= 0:
-            return claimed
-        with self.platform.store.session() as db:
-            due = db.scalars(select(Tenant).where(Tenant.status != "deleted", Tenant.next_attempt_at <= now(),
-                                                  or_(Tenant.lease_until.is_(None), Tenant.lease_until < now()))
-                             .order_by(Tenant.next_attempt_at))
-            candidates = [t.id for t in due if self.lags(t) and t.id not in self.inflight]
-        for tenant_id in candidates[:slots]:
+        for model in (Tenant, Operation):
             with self.platform.store.session() as db:
-                got = db.execute(update(Tenant).where(
-                    Tenant.id == tenant_id, or_(Tenant.lease_until.is_(None), Tenant.lease_until < now()))
-                    .values(lease_until=now() + LEASE, lease_owner=self.owner)).rowcount
-            if got:
-                with self.lock:
-                    self.inflight.add(tenant_id)
-                claimed.append(tenant_id)
+                owners = set(db.scalars(select(model.lease_owner).where(model.lease_owner.like(host + "%"))))
+                dead = [owner for owner in owners if not owner_alive(owner)]
+                if dead:
+                    db.execute(update(model).where(model.lease_owner.in_(dead)).values(lease_until=None, lease_owner=None))
+
+    def lagging(self):
+        """Tenants whose desired state is not reached (a permanent failure waits for the user)."""
+        return select(Tenant.id).where(Tenant.status != "deleted", Tenant.observed_generation != Tenant.generation)
+
+    def pending(self) -> bool:
+        with self.platform.store.session() as db:
+            return bool(db.scalar(self.lagging().limit(1)) or self.resync or db.scalar(
+                select(Operation.id).where(Operation.status.in_(("pending", "running"))).limit(1)))
+
+    def list_resync(self, db) -> set[str]:
+        if self.resync is None:
+            self.resync = set(db.scalars(select(Tenant.id).where(Tenant.status.not_in(("deleted", "failed")))))
+        return self.resync
+
+    def claim(self, slots: int) -> list[tuple[str, str]]:
+        """Up to `slots` due rows, leased: ("tenant", id) or ("operation", id)."""
+        if slots <= 0:
+            return []
+        with self.platform.store.session() as db:
+            due = [Tenant.next_attempt_at <= now(), free(Tenant)]
+            resync = self.list_resync(db) - self.inflight
+            ids = list(db.scalars(self.lagging().where(*due).order_by(Tenant.next_attempt_at).limit(slots * 4)))
+            if len(ids) < slots and resync:
+                ids += db.scalars(select(Tenant.id).where(Tenant.id.in_(list(resync)[:500]), *due))
+            ops = list(db.scalars(select(Operation.id).where(Operation.status.in_(("pending", "running")),
+                                  Operation.next_attempt_at <= now(), free(Operation))
+                                  .order_by(Operation.created_at).limit(slots)))
+        claimed = []
+        for kind, row_id in [("tenant", i) for i in dict.fromkeys(ids)] + [("operation", i) for i in ops]:
+            if len(claimed) < slots and row_id not in self.inflight and (
+                    self.lease(Tenant, row_id) if kind == "tenant" else self.lease_operation(row_id)):
+                claimed.append((kind, row_id))
         return claimed
 
-    def reconcile(self, tenant_id: str) -> None:
+    def lease(self, model, row_id: str) -> bool:
+        with self.platform.store.session() as db:
+            got = db.execute(update(model).where(model.id == row_id, free(model))
+                             .values(lease_until=now() + LEASE, lease_owner=self.owner)).rowcount
+        if got:
+            with self.lock:
+                self.inflight.add(row_id)
+        return bool(got)
+
+    def lease_operation(self, operation_id: str) -> bool:
+        """An operation on a tenant runs only while it also holds the tenant's lease."""
+        with self.platform.store.session() as db:
+            tenant_id = db.get(Operation, operation_id).tenant_id
+        if tenant_id and (tenant_id in self.inflight or not self.lease(Tenant, tenant_id)):
+            return False
+        if self.lease(Operation, operation_id):
+            return True
+        if tenant_id:
+            self.unlease("tenant", tenant_id)
+        return False
+
+    def unlease(self, kind: str, row_id: str) -> None:
+        model = Tenant if kind == "tenant" else Operation
+        with self.platform.store.session() as db:
+            db.execute(update(model).where(model.id == row_id, model.lease_owner == self.owner)
+                       .values(lease_until=None, lease_owner=None))
+        with self.lock:
+            self.inflight.discard(row_id)
+
+    def reconcile(self, kind: str, row_id: str) -> None:
+        tenant_id = row_id
         try:
             with self.platform.store.session() as db:
-                tenant = db.get(Tenant, tenant_id)
-            self.drive(Context(self.platform, tenant))
+                row = db.get(Tenant if kind == "tenant" else Operation, row_id)
+                tenant_id = row.id if kind == "tenant" else row.tenant_id
+                tenant = db.get(Tenant, tenant_id) if tenant_id else None
+            if kind == "tenant":
+                self.drive(Context(self.platform, tenant, self.skip(tenant)))
+            else:
+                self.drive(operations.OperationContext(self.platform, row, tenant))
         except Exception:
-            log.exception("tenant %s: reconcile crashed", tenant_id)
+            log.exception("%s %s: reconcile crashed", kind, row_id)
         finally:
-            with self.platform.store.session() as db:
-                db.execute(update(Tenant).where(Tenant.id == tenant_id, Tenant.lease_owner == self.owner)
-                           .values(lease_until=None, lease_owner=None))
-            with self.lock:
-                self.inflight.discard(tenant_id)
+            self.unlease(kind, row_id)
+            if kind == "operation" and tenant_id:
+                self.unlease("tenant", tenant_id)
             self.platform.wake()
 
-    def drive(self, ctx: Context) -> None:
-        desired, name = ctx.tenant.desired, ""
+    def skip(self, tenant: Tenant) -> frozenset:
+        generation, names = self.done.get(tenant.id, (None, set()))
+        return frozenset(names) if generation == tenant.generation else frozenset()
+
+    def drive(self, ctx) -> None:
+        name = ""
         try:
-            for name in rules.PLANS[desired]:
+            for name, action in ctx.plan():
                 if ctx.superseded():
                     return
                 ctx.step(name, "running")
-                steps.ACTIONS[desired][name](ctx)
+                action(ctx)
                 ctx.step(name, "done")
-                self.fault_point(f"{desired}:{name}")
-            ctx.finish(desired)
-            self.synced[ctx.tenant.id] = ctx.generation
-            if desired == "deleted":
-                self.platform.billing.deleted(ctx.tenant)
+                self.remember(ctx, name)
+                self.fault_point(f"{ctx.kind}:{name}")
+            ctx.complete()
+            self.settled(ctx)
         except TemporaryError as exc:
             ctx.step(name, "running", str(exc))
-            backoff = exc.delay if exc.delay < 1 else min(exc.delay * 2 ** min(ctx.tenant.attempts, 5), 60)
-            ctx.retry(str(exc), backoff)
+            ctx.retry(str(exc), backoff(exc.delay, ctx.attempts))
         except PermanentError as exc:
-            log.warning("tenant %s failed at %s: %s", ctx.tenant.id, name, exc)
+            log.warning("%s failed at %s: %s", ctx.kind, name, exc)
             ctx.step(name, "failed", str(exc))
-            ctx.finish("failed", str(exc), f"failed at {name}: {exc}")
+            ctx.fail(name, str(exc))
+            self.settled(ctx)
         except Exception as exc:  # a bug or an unforeseen outage: retry with backoff, keep the trace
-            log.exception("tenant %s: step %s raised", ctx.tenant.id, name)
-            ctx.retry(f"{name}: unexpected {type(exc).__name__}; retrying", min(2 ** ctx.tenant.attempts, 60))
+            log.exception("%s: step %s raised", ctx.kind, name)
+            ctx.retry(f"{name}: unexpected {type(exc).__name__}; retrying", backoff(1, ctx.attempts))
+
+    def remember(self, ctx, name: str) -> None:
+        """Steps done for this generation are not redone while a later one waits (e.g. readiness)."""
+        if ctx.row == "tenant":
+            generation, names = self.done.get(ctx.tenant.id, (ctx.generation, set()))
+            self.done[ctx.tenant.id] = (ctx.generation, (names if generation == ctx.generation else set()) | {name})
+
+    def settled(self, ctx) -> None:
+        if ctx.row == "tenant" and self.resync:
+            self.resync.discard(ctx.tenant.id)
 
     def fault_point(self, step: str) -> None:
         """Tests kill the worker right after a step (ODOOSAAS_FAULT_AFTER)."""

@@ -116,8 +116,11 @@ class Tenant(Base):
     lease_owner: Mapped[str | None] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(default=now)
     updated_at: Mapped[datetime] = mapped_column(default=now, onupdate=now)
-    owner: Mapped[User] = relationship(lazy="joined")
-    db_server: Mapped[DbServer | None] = relationship(lazy="joined")
+    modules: Mapped[list] = mapped_column(JSON, default=list)  # apps asked for at creation
+    admin_set: Mapped[bool] = mapped_column(Boolean, default=False)  # the admin step ran for the current password
+    # selectin, not joined: a joined load makes `SELECT ... FOR UPDATE` an outer join, which PostgreSQL refuses
+    owner: Mapped[User] = relationship(lazy="selectin")
+    db_server: Mapped[DbServer | None] = relationship(lazy="selectin")
 
 
 class Event(Base):
@@ -127,3 +130,24 @@ class Event(Base):
     at: Mapped[datetime] = mapped_column(default=now)
     kind: Mapped[str] = mapped_column(String(32))
     message: Mapped[str] = mapped_column(Text)
+
+
+class Operation(Base):
+    """A long action besides a tenant's lifecycle (install modules, move, back up, mail a reset link):
+    run by the worker as a flat list of steps, with the tenant's progress shape."""
+    __tablename__ = "operations"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    kind: Mapped[str] = mapped_column(String(32))
+    tenant_id: Mapped[str | None] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    params: Mapped[dict] = mapped_column(JSON, default=dict)
+    secret: Mapped[str] = mapped_column(Text, default="")  # encrypted JSON, for parameters that are secrets
+    status: Mapped[str] = mapped_column(String(16), default="pending", index=True)  # pending running done failed
+    progress: Mapped[list] = mapped_column(JSON, default=list)
+    error: Mapped[str] = mapped_column(Text, default="")
+    requested_by: Mapped[str | None] = mapped_column(String(36))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=now)
+    lease_until: Mapped[datetime | None]
+    lease_owner: Mapped[str | None] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(default=now)
+    finished_at: Mapped[datetime | None]

@@ -2,7 +2,7 @@
 import dataclasses
 import secrets
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from odoosaas import apps
@@ -25,9 +25,12 @@ def create(platform, user: User, request) -> Tenant:
                     compliance=sorted(request.compliance), high_performance=request.high_performance,
                     expected_data_gb=request.expected_data_gb, admin_email=request.admin_email,
                     secrets=platform.box.seal(secret_values), db_strategy=strategy, db_strategy_reason=reason,
-                    url=planned_url(platform.settings, request.subdomain), progress=pending_steps())
+                    url=planned_url(platform.settings, request.subdomain), progress=pending_steps(),
+                    modules=request.modules)
     try:
         with platform.store.session() as db:
+            # lock the owner's row first: concurrent requests count and insert one at a time (both stores)
+            db.execute(update(User).where(User.id == user.id).values(email=User.email))
             platform.billing.check_create(db, user, request.tier)
             db.add(tenant)
             db.flush()
@@ -84,6 +87,23 @@ def change(platform, user: User, tenant_id: str, action: str) -> Tenant:
             record(db, tenant, action, f"{action} requested")
         elif action != "delete":
             raise Conflict(f"This instance is already {tenant.status}.", "invalid_state")
+    platform.wake()
+    return tenant
+
+
+def set_admin_password(platform, user: User, tenant_id: str, password: str) -> Tenant:
+    """A new admin password (TM-3): the admin step runs again, now if running, else at the next start."""
+    with platform.store.session() as db:
+        tenant = owned(db, user, tenant_id)
+        if tenant.desired == "deleted":
+            raise Conflict("This instance is being deleted.", "invalid_state")
+        tenant.secrets = platform.box.seal({**platform.box.open(tenant.secrets), "admin_password": password})
+        tenant.admin_set = False
+        if tenant.desired == "running" and tenant.status != "failed":
+            tenant.generation += 1
+            tenant.progress, tenant.status_detail = pending_steps("running"), "setting the admin password"
+            tenant.attempts, tenant.next_attempt_at = 0, now()
+        record(db, tenant, "admin_password", "admin password change requested")
     platform.wake()
     return tenant
 

@@ -1,0 +1,100 @@
+"""Operations: every long action besides a tenant's lifecycle is a row that the one worker runs
+as a flat list of idempotent steps for its kind. A new capability registers a step list here."""
+from datetime import timedelta
+
+from sqlalchemy import update
+
+from odoosaas.reconcile.context import Context, advance, step_age
+from odoosaas.store.models import Operation, Tenant, now
+
+KINDS: dict[str, list[tuple]] = {}  # kind -> [(step name, fn(ctx)), ...]
+
+
+def register(kind: str, *steps: tuple) -> None:
+    KINDS[kind] = list(steps)
+
+
+def enqueue(platform, kind: str, tenant_id: str | None = None, params: dict | None = None,
+            secret: dict | None = None, requested_by: str | None = None, db=None) -> Operation:
+    """Record an operation (in the caller's unit of work when `db` is given) and wake the worker."""
+    progress = [{"name": name, "state": "pending", "started_at": None, "finished_at": None, "detail": ""}
+                for name, _ in KINDS[kind]]
+    operation = Operation(kind=kind, tenant_id=tenant_id, params=params or {}, progress=progress,
+                          secret=platform.box.seal(secret) if secret else "", requested_by=requested_by)
+    if db is None:
+        with platform.store.session() as own:
+            own.add(operation)
+    else:
+        db.add(operation)
+    platform.wake()
+    return operation
+
+
+def public(operation: Operation) -> dict:
+    steps = operation.progress or []
+    current = next((step["name"] for step in steps if step["state"] != "done"), "")
+    return {"id": operation.id, "kind": operation.kind, "status": operation.status, "error": operation.error,
+            "params": operation.params, "tenant_id": operation.tenant_id,
+            "progress": {"step": current, "done": sum(s["state"] == "done" for s in steps), "total": len(steps),
+                         "steps": steps},
+            "created_at": operation.created_at.isoformat(),
+            "finished_at": operation.finished_at.isoformat() if operation.finished_at else None}
+
+
+class OperationContext(Context):
+    """An operation's pass; `spec()` and the tenant helpers work when it concerns a tenant."""
+    row = "operation"
+
+    def __init__(self, platform, operation: Operation, tenant: Tenant | None):
+        self.platform, self.operation, self.tenant = platform, operation, tenant
+        self.params = operation.params
+        self.secret = platform.box.open(operation.secret) if operation.secret else {}
+        if tenant is not None:
+            super().__init__(platform, tenant)
+
+    @property
+    def kind(self) -> str:
+        return self.operation.kind
+
+    def plan(self) -> list:
+        done = {s["name"] for s in self.operation.progress if s["state"] == "done"}
+        return [(name, fn) for name, fn in KINDS[self.kind] if name not in done]
+
+    def _update(self, **values) -> None:
+        with self.platform.store.session() as db:
+            db.execute(update(Operation).where(Operation.id == self.operation.id).values(**values))
+        for key, value in values.items():
+            setattr(self.operation, key, value)
+
+    def superseded(self) -> bool:
+        return False
+
+    def step(self, name: str, state: str, detail: str = "") -> None:
+        steps = advance(self.operation.progress, name, state, detail)
+        if steps is not None:
+            self._update(progress=steps, status="running")
+
+    def step_age(self, name: str) -> float:
+        return step_age(self.operation.progress, name)
+
+    def complete(self) -> None:
+        self._update(status="done", error="", finished_at=now(), lease_until=None)
+
+    def fail(self, step: str, message: str) -> None:
+        self._update(status="failed", error=message, finished_at=now(), lease_until=None)
+
+    @property
+    def attempts(self) -> int:
+        return self.operation.attempts
+
+    def retry(self, message: str, delay: float) -> None:
+        self._update(error=message, attempts=self.operation.attempts + 1,
+                     next_attempt_at=now() + timedelta(seconds=delay), lease_until=None)
+
+
+def send_password_reset(ctx) -> None:
+    """Sent by the worker, not the request: the API answers alike for known and unknown emails."""
+    ctx.platform.auth.request_reset(ctx.params["email"])
+
+
+register("password_reset", ("send", send_password_reset))
