@@ -1,5 +1,34 @@
-"""Per-client rate limits (Flask-Limiter, in memory: one web process per portal replica)."""
+"""Rate limits (Flask-Limiter). Signup, login, refresh and reset each count per client address, and
+login and reset also per account, so one noisy client neither blocks the other routes nor, behind a
+proxy, everybody. The client address is the peer's unless ODOOSAAS_TRUSTED_PROXIES says how many
+proxies' X-Forwarded-For to believe. Counts live in ODOOSAAS_RATE_LIMIT_STORAGE: `memory://` counts per
+process (each API replica on its own), `redis://...` shares them."""
+from flask import current_app, request
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
+from werkzeug.middleware.proxy_fix import ProxyFix
 
-limiter = Limiter(key_func=get_remote_address, storage_uri="memory://", default_limits=[])
+limiter = Limiter(key_func=get_remote_address, default_limits=[])
+
+
+def init_app(app) -> None:
+    settings = app.extensions["odoosaas"].settings
+    if settings.trusted_proxies:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies, x_proto=settings.trusted_proxies)
+    app.config["RATELIMIT_STORAGE_URI"] = settings.rate_limit_storage
+    limiter.init_app(app)
+
+
+def account() -> str:
+    """The email a login or reset is about, sent as JSON (API) or as a form (pages)."""
+    body = request.get_json(silent=True) if request.is_json else request.form
+    return str(body.get("email", "")).strip().lower() if hasattr(body, "get") else ""
+
+
+def rate_limited(route: str, per_account: bool = False):
+    """The route's own limit, shared by its API call and its page."""
+    rate = lambda: current_app.extensions["odoosaas"].settings.rate_limit  # noqa: E731 (read per request)
+    per_client = limiter.shared_limit(rate, scope=route)
+    if not per_account:
+        return per_client
+    return lambda view: per_client(limiter.shared_limit(rate, scope=f"{route}:account", key_func=account)(view))

@@ -33,7 +33,11 @@ class Settings(BaseSettings):
     access_token_ttl: int = Field(900, description="Lifetime of an access token, seconds.")
     refresh_token_ttl: int = Field(30 * 86400, description="Lifetime of a refresh token family, seconds.")
     reset_token_ttl: int = Field(3600, description="Lifetime of a password-reset token, seconds (at most an hour).", le=3600)
-    rate_limit: str = Field("10 per minute", description="Limit per client on signup, login, refresh and password reset.")
+    rate_limit: str = Field("10 per minute", description="Limit per client, each for signup, login, refresh and reset; "
+                            "login and reset also per account.")
+    rate_limit_storage: str = Field("memory://", description="Where limits count (Flask-Limiter storage URI): `memory://` "
+                                    "is per process, `redis://host:6379` shares the counts between API replicas.")
+    trusted_proxies: int = Field(0, description="Reverse proxies in front of the portal whose X-Forwarded-For is believed.")
     smtp_host: str = Field("", description="SMTP server for mail; empty writes `.eml` files to `<data dir>/outbox/`.")
     smtp_port: int = Field(587, description="SMTP port.")
     smtp_user: str = Field("", description="SMTP user name (STARTTLS is used when set).")

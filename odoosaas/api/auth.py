@@ -4,10 +4,9 @@ from flask_openapi3 import APIBlueprint, Tag
 from odoosaas.api import BEARER, bearer_token, current_user, platform
 from odoosaas.api.schemas import Login, Profile, Refresh, ResetConfirm, ResetRequest, Signup
 from odoosaas.auth import public_user
-from odoosaas.limits import limiter
+from odoosaas.limits import rate_limited
 
 bp = APIBlueprint("auth", __name__, url_prefix="/api/v1", abp_tags=[Tag(name="auth")])
-rate_limited = limiter.shared_limit(lambda: platform().settings.rate_limit, scope="auth")
 
 
 def tokens(issued: dict) -> dict:
@@ -15,19 +14,19 @@ def tokens(issued: dict) -> dict:
 
 
 @bp.post("/auth/signup")
-@rate_limited
+@rate_limited("signup")
 def signup(body: Signup):
     return {"user": public_user(platform().auth.signup(body.email, body.password, body.full_name))}, 201
 
 
 @bp.post("/auth/login")
-@rate_limited
+@rate_limited("login", per_account=True)
 def login(body: Login):
     return tokens(platform().auth.login(body.email, body.password))
 
 
 @bp.post("/auth/refresh")
-@rate_limited
+@rate_limited("refresh")
 def refresh(body: Refresh):
     return tokens(platform().auth.refresh(body.refresh_token))
 
@@ -39,14 +38,14 @@ def logout():
 
 
 @bp.post("/auth/password-reset")
-@rate_limited
+@rate_limited("reset", per_account=True)
 def password_reset(body: ResetRequest):
     platform().auth.request_reset(body.email)
     return {}, 202
 
 
 @bp.post("/auth/password-reset/confirm")
-@rate_limited
+@rate_limited("reset-confirm")
 def password_reset_confirm(body: ResetConfirm):
     platform().auth.confirm_reset(body.token, body.password)
     return "", 204
@@ -59,4 +58,4 @@ def me():
 
 @bp.patch("/me", security=BEARER)
 def update_me(body: Profile):
-    return {"user": public_user(platform().auth.update_profile(current_user(), body.model_dump()))}
+    return {"user": public_user(platform().auth.update_profile(bearer_token(), body.model_dump()))}

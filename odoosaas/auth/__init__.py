@@ -15,7 +15,9 @@ class IdentityProvider(Protocol):
     def request_reset(self, email: str) -> None: ...
     def confirm_reset(self, token: str, password: str) -> None: ...
     def authenticate(self, access_token: str) -> User: ...
-    def update_profile(self, user: User, changes: dict) -> User: ...
+    def verify_live(self, access_token: str) -> User: ...  # authenticate, and ask the provider: not banned, not logged out
+    def update_profile(self, access_token: str, changes: dict) -> User: ...
+    def ensure_operator(self, email: str, password: str) -> User: ...
 
 
 def public_user(user: User) -> dict:
@@ -24,5 +26,8 @@ def public_user(user: User) -> dict:
 
 
 def make_provider(settings, store, mailer) -> IdentityProvider:
+    if settings.auth == "supabase":
+        from odoosaas.auth.supabase import SupabaseProvider
+        return SupabaseProvider(settings, store)
     from odoosaas.auth.builtin import BuiltinProvider
     return BuiltinProvider(settings, store, mailer)

@@ -1,9 +1,9 @@
 """Pages for accounts: landing, sign-up, log-in, log-out, forgotten password, profile."""
 from flask import Blueprint, flash, g, redirect, render_template, request, session, url_for
 
-from odoosaas.api.auth import rate_limited
 from odoosaas.api.schemas import Login, Profile, ResetConfirm, ResetRequest, Signup
 from odoosaas.errors import Unauthenticated
+from odoosaas.limits import rate_limited
 from odoosaas.web.pages import fields, keep_tokens, platform, submit
 
 bp = Blueprint("account", __name__)
@@ -20,7 +20,7 @@ def signup_form():
 
 
 @bp.post("/signup")
-@rate_limited
+@rate_limited("signup")
 def signup():
     def create(body: Signup):
         platform().auth.signup(body.email, body.password, body.full_name)
@@ -35,7 +35,7 @@ def login_form():
 
 
 @bp.post("/login")
-@rate_limited
+@rate_limited("login", per_account=True)
 def login():
     def start_session(body: Login):
         issued = platform().auth.login(body.email, body.password)
@@ -67,7 +67,7 @@ def forgot_form():
 
 
 @bp.post("/forgot-password")
-@rate_limited
+@rate_limited("reset", per_account=True)
 def forgot():
     def send(body: ResetRequest):
         platform().auth.request_reset(body.email)
@@ -82,7 +82,7 @@ def reset_form():
 
 
 @bp.post("/reset-password")
-@rate_limited
+@rate_limited("reset-confirm")
 def reset():
     def confirm(body: ResetConfirm):
         platform().auth.confirm_reset(body.token, body.password)
@@ -99,7 +99,7 @@ def profile_form():
 @bp.post("/profile")
 def profile():
     def save(body: Profile):
-        platform().auth.update_profile(g.user, body.model_dump())
+        platform().auth.update_profile(session["access"], body.model_dump())
         flash("Profile saved.")
         return redirect(url_for(".profile_form"))
     return submit(Profile, fields(), save, "profile.html")

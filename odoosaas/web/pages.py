@@ -30,8 +30,9 @@ def keep_tokens(issued: dict) -> None:
 def signed_in_user():
     """The user of the session's access token; an expired one is refreshed once, else None."""
     auth = platform().auth
+    check = auth.authenticate if request.method == "GET" else auth.verify_live  # changes ask the provider
     try:
-        return auth.authenticate(session.get("access", ""))
+        return check(session.get("access", ""))
     except Unauthenticated:
         pass
     if "refresh" in session:
