@@ -5,6 +5,7 @@ from aiosmtpd.controller import Controller
 
 from odoosaas.cli import main
 from odoosaas.pg.clusters import free_port
+from odoosaas.reconcile.worker import Worker
 from tests.conftest import Caller, make_app
 
 
@@ -55,8 +56,24 @@ def test_reset_mail_goes_through_smtp(workdir):
         app = make_app(workdir, smtp_host="127.0.0.1", smtp_port=port, mail_from="portal@example.com")
         Caller(app.test_client(), "mailme@example.com")
         assert app.test_client().post("/api/v1/auth/password-reset", json={"email": "mailme@example.com"}).status_code == 202
+        assert inbox.messages == [], "the request only queues the mail"
+        Worker(app.extensions["odoosaas"]).run_until_idle(30)
     finally:
         smtp.stop()
     assert len(inbox.messages) == 1 and inbox.messages[0][0] == ["mailme@example.com"]
     assert re.search(r"reset-password\?token=", inbox.messages[0][1].replace("=\r\n", "").replace("=\n", ""))
     assert not (workdir / "outbox").exists()
+
+
+def test_reset_answers_alike_when_smtp_fails(workdir):
+    """Review defect 13: a broken SMTP server must not tell known accounts from unknown ones."""
+    app = make_app(workdir, smtp_host="127.0.0.1", smtp_port=free_port())  # nothing listens there
+    Caller(app.test_client(), "known@example.com")
+    for email in ("known@example.com", "unknown@example.com"):
+        r = app.test_client().post("/api/v1/auth/password-reset", json={"email": email})
+        assert (r.status_code, r.json) == (202, {})
+    Worker(app.extensions["odoosaas"]).run_until_idle(3)  # the worker retries the known one's mail later
+    from odoosaas.store.models import Operation
+    with app.extensions["odoosaas"].store.session() as db:
+        states = {o.params["email"]: (o.status, o.attempts > 0) for o in db.query(Operation)}
+    assert states == {"known@example.com": ("running", True), "unknown@example.com": ("done", False)}

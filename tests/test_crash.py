@@ -16,8 +16,9 @@ from tests.conftest import Caller, make_app
 from tests.inspect import app_processes, database_state, tenant_row
 
 
-def start_worker(workdir, traefik_port: int, fault: str = "", **settings) -> subprocess.Popen:
+def start_worker(workdir, traefik_port: int, fault: str = "", store: str = "", **settings) -> subprocess.Popen:
     env = {**os.environ, "ODOOSAAS_DATA_DIR": str(workdir), "ODOOSAAS_LOCAL_FALLBACK_APP": "sample",
+           "ODOOSAAS_DATABASE_URL": store,
            "ODOOSAAS_TRAEFIK_PORT": str(traefik_port), "ODOOSAAS_FAULT_AFTER": fault,
            **{f"ODOOSAAS_{key.upper()}": str(value) for key, value in settings.items()}}
     log = open(workdir / "worker.log", "ab")
@@ -41,20 +42,20 @@ def stop(worker: subprocess.Popen) -> None:
 
 @pytest.mark.parametrize("fault", [f"running:{step}" for step in PLANS["running"]] +
                          [f"deleted:{step}" for step in PLANS["deleted"]])
-def test_crash_after_step_converges(workdir, fault):
-    app = make_app(workdir)
+def test_crash_after_step_converges(workdir, store_url, fault):
+    app = make_app(workdir, database_url=store_url)
     traefik_port = free_port() if find_traefik(Settings(traefik_port=1)) else 0
     caller = Caller(app.test_client(), "crash@example.com")
     tenant_id = caller.create("phoenix", tier="premium").json["tenant"]["id"]  # dedicated: a cluster of its own
     if fault.startswith("deleted:"):
-        worker = start_worker(workdir, traefik_port)
+        worker = start_worker(workdir, traefik_port, store=store_url)
         wait_for(app, tenant_id, "running")
         stop(worker)
         caller.delete(f"/api/v1/tenants/{tenant_id}")
-    crashed = start_worker(workdir, traefik_port, fault)
+    crashed = start_worker(workdir, traefik_port, fault, store=store_url)
     assert crashed.wait(timeout=90) == 70, (workdir / "worker.log").read_text()[-2000:]
 
-    worker = start_worker(workdir, traefik_port)
+    worker = start_worker(workdir, traefik_port, store=store_url)
     try:
         if fault.startswith("running:"):
             wait_for(app, tenant_id, "running")
@@ -74,22 +75,22 @@ def test_crash_after_step_converges(workdir, fault):
         assert list((workdir / "traefik").glob("*.yaml")) == []
     assert not (workdir / "apps" / tenant_id).exists()
     assert list((workdir / "pg").iterdir()) == [], "the dedicated cluster's folder is gone"
-    assert app_processes("traefik") == []
+    assert [pid for pid in app_processes("traefik") if str(workdir) in open(f"/proc/{pid}/cmdline").read()] == []
     app.extensions["odoosaas"].store.dispose()
 
 
-def test_killed_at_random_moments_converges(workdir):
+def test_killed_at_random_moments_converges(workdir, store_url):
     """SIGKILL mid-step, not only between steps: three kills at varied moments, then a clean run."""
-    app = make_app(workdir)
+    app = make_app(workdir, database_url=store_url)
     caller = Caller(app.test_client(), "chaos@example.com")
     ids = [caller.create(name, **extra).json["tenant"]["id"]
            for name, extra in (("chaos-a", {}), ("chaos-b", {"tier": "premium"}), ("chaos-c", {}))]
     for delay in (0.4, 1.1, 2.3):
-        worker = start_worker(workdir, 0)
+        worker = start_worker(workdir, 0, store=store_url)
         time.sleep(delay)
         worker.kill()
         worker.wait()
-    worker = start_worker(workdir, 0)
+    worker = start_worker(workdir, 0, store=store_url)
     try:
         for tenant_id in ids:
             wait_for(app, tenant_id, "running")

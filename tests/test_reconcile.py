@@ -257,3 +257,46 @@ def test_waiting_for_the_app_does_not_redo_earlier_steps(workdir, store_url):
     assert row.status == "creating" and 2 <= row.attempts <= 4, row.attempts
     assert role_version() == before
     p.driver.close()
+
+
+def test_a_second_worker_leaves_a_live_workers_leases(platform_app, owner):
+    """Review defect 11: only leases of dead workers on this host are cleared at start."""
+    import socket
+    from datetime import timedelta
+    from odoosaas.store.models import Tenant, now
+    ids = [owner.create(name).json["tenant"]["id"] for name in ("held", "orphaned")]
+    host = socket.gethostname()
+    p = platform_app.extensions["odoosaas"]
+    live, dead = f"{host}:{__import__('os').getpid()}:abc123", f"{host}:999999999:def456"
+    with p.store.session() as db:
+        for tenant_id, owner_name in zip(ids, (live, dead)):
+            row = db.get(Tenant, tenant_id)
+            row.lease_owner, row.lease_until = owner_name, now() + timedelta(seconds=60)
+    Worker(p).release_dead_host_leases()
+    assert tenant_row(platform_app, ids[0]).lease_owner == live
+    assert tenant_row(platform_app, ids[1]).lease_owner is None
+
+
+def test_an_idle_worker_loads_no_converged_tenant(workdir, store_url):
+    """Review defect 12: claiming costs nothing per converged tenant."""
+    from sqlalchemy import event, update
+    from odoosaas.store.models import Tenant
+    app = make_app(workdir, database_url=store_url, free_max_instances=100)
+    owner = Caller(app.test_client(), "calm@example.com")
+    ids = [owner.create(f"calm-{i}").json["tenant"]["id"] for i in range(30)]
+    p = app.extensions["odoosaas"]
+    with p.store.session() as db:  # converged rows, as a worker leaves them
+        db.execute(update(Tenant).values(status="running", observed_generation=Tenant.generation))
+    worker = Worker(p)
+    worker.resync = set()  # its start-up pass is behind it
+    loaded = []
+
+    def count(target, context):
+        loaded.append(target.id)
+    event.listen(Tenant, "load", count)
+    try:
+        assert worker.claim(4) == []
+    finally:
+        event.remove(Tenant, "load", count)
+    assert loaded == [] and len(ids) == 30
+    p.store.dispose()

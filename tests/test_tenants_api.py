@@ -142,3 +142,31 @@ def test_odoo_unavailable_without_fallback(workdir):
     r = caller.create("needs-odoo")
     assert r.status_code == 409 and r.json["error"]["code"] == "odoo_unavailable"
     assert caller.create("sample-ok", app="sample").status_code == 202
+
+
+def test_free_tier_limit_holds_under_concurrent_requests(workdir, store_url):
+    """Review defect 3: 12 simultaneous creations against a limit of 5 give exactly 5."""
+    app = make_app(workdir, database_url=store_url, free_max_instances=5)
+    caller = Caller(app.test_client(), "burst@example.com")
+    barrier, codes = threading.Barrier(12), []
+
+    def create(i):
+        barrier.wait()
+        codes.append(caller.create(f"burst-{i}").status_code)
+    threads = [threading.Thread(target=create, args=(i,)) for i in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(codes) == [202] * 5 + [409] * 7
+    assert len(caller.get("/api/v1/tenants").json["items"]) == 5
+    app.extensions["odoosaas"].store.dispose()
+
+
+def test_contract_for_long_ids_and_names(alice, client):
+    """Review defect 16: a long id is an unknown id (404); a long name is unavailable (200)."""
+    r = alice.get("/api/v1/tenants/" + "x" * 37)
+    assert r.status_code == 404 and r.json["error"]["code"] == "not_found"
+    assert alice.post("/api/v1/tenants/" + "y" * 300 + "/stop").status_code == 404
+    r = client.get("/api/v1/subdomains/" + "a" * 101)
+    assert r.status_code == 200 and r.json["available"] is False and "30" in r.json["reason"]

@@ -1,4 +1,4 @@
-"""Real Traefik (built from its Go module by `make test`) routes subdomains to tenant apps."""
+"""Real Traefik (installed by `make test`) routes subdomains to tenant apps; end to end on both stores."""
 import time
 
 import httpx
@@ -11,9 +11,9 @@ from tests.conftest import Caller, make_app
 
 
 @pytest.fixture
-def routed_app(workdir):
+def routed_app(workdir, store_url):
     port = free_port()
-    app = make_app(workdir, traefik_port=port)
+    app = make_app(workdir, traefik_port=port, database_url=store_url)
     assert find_traefik(app.extensions["odoosaas"].settings), "no Traefik binary: run testbed/traefik/build.sh"
     assert app.extensions["odoosaas"].driver.start_edge()
     yield app, port
@@ -44,6 +44,10 @@ def test_subdomain_routes_to_the_tenant_app(routed_app):
         assert tenant["routing"] == "subdomain"
         page = through_traefik(port, f"{name}.localhost", 200)
         assert page.status_code == 200 and f"<h1>{name}</h1>" in page.text
+    caller.post(f"/api/v1/tenants/{ids['south']}/stop")  # a stopped tenant's route goes with it
+    Worker(app.extensions["odoosaas"]).run_until_idle(60)
+    assert through_traefik(port, "south.localhost", 404).status_code == 404
+    caller.post(f"/api/v1/tenants/{ids['south']}/start")
     caller.delete(f"/api/v1/tenants/{ids['north']}")
     Worker(app.extensions["odoosaas"]).run_until_idle(60)
     assert through_traefik(port, "north.localhost", 404).status_code == 404

@@ -3,6 +3,8 @@ from flask_openapi3 import APIBlueprint, Tag
 
 from odoosaas.api import BEARER, current_user, platform
 from odoosaas.api.schemas import AdminPassword, SubdomainPath, TenantPath, TenantRequest
+from odoosaas.apps import odoo
+from odoosaas.reconcile import operations
 from odoosaas.tenants import service
 
 bp = APIBlueprint("tenants", __name__, url_prefix="/api/v1", abp_tags=[Tag(name="tenants")])
@@ -12,6 +14,12 @@ bp = APIBlueprint("tenants", __name__, url_prefix="/api/v1", abp_tags=[Tag(name=
 def subdomain(path: SubdomainPath):
     with platform().store.session() as db:
         return service.subdomain_availability(db, path.name)
+
+
+@bp.get("/apps/odoo/modules", security=BEARER)
+def odoo_modules():
+    """The Odoo apps an instance may ask for (signed-in users: only they create instances)."""
+    return {"items": odoo.available_apps(platform().settings.odoo_bin)}
 
 
 @bp.post("/tenants", security=BEARER)
@@ -54,3 +62,9 @@ def change(path: TenantPath, action: str):
 def admin_password(path: TenantPath, body: AdminPassword):
     tenant = service.set_admin_password(platform(), current_user(), path.tenant_id, body.password)
     return {"tenant": service.public(tenant)}, 202
+
+
+@bp.get("/tenants/<tenant_id>/operations", security=BEARER)
+def list_operations(path: TenantPath):
+    with platform().store.session() as db:
+        return {"items": [operations.public(o) for o in service.operations_of(db, current_user(), path.tenant_id)]}

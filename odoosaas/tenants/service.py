@@ -7,7 +7,7 @@ from sqlalchemy.exc import IntegrityError
 
 from odoosaas import apps
 from odoosaas.errors import Conflict, NotFound
-from odoosaas.store.models import Event, Tenant, User, now
+from odoosaas.store.models import Event, Operation, Tenant, User, now
 from odoosaas.tenants import rules
 
 # desired state and the status shown while the reconciler works towards it
@@ -26,7 +26,7 @@ def create(platform, user: User, request) -> Tenant:
                     expected_data_gb=request.expected_data_gb, admin_email=request.admin_email,
                     secrets=platform.box.seal(secret_values), db_strategy=strategy, db_strategy_reason=reason,
                     url=planned_url(platform.settings, request.subdomain), progress=pending_steps(),
-                    modules=request.modules)
+                    modules=apps.check_modules(app, request.modules, platform.settings))
     try:
         with platform.store.session() as db:
             # lock the owner's row first: concurrent requests count and insert one at a time (both stores)
@@ -106,6 +106,11 @@ def set_admin_password(platform, user: User, tenant_id: str, password: str) -> T
         record(db, tenant, "admin_password", "admin password change requested")
     platform.wake()
     return tenant
+
+
+def operations_of(db, user: User, tenant_id: str) -> list[Operation]:
+    owned(db, user, tenant_id)
+    return list(db.scalars(select(Operation).where(Operation.tenant_id == tenant_id).order_by(Operation.created_at.desc())))
 
 
 def record(db, tenant: Tenant, kind: str, message: str) -> None:
