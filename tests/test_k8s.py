@@ -9,12 +9,14 @@ import yaml
 from lightkube import ApiError, Client, KubeConfig, codecs
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.apps_v1 import Deployment
+from lightkube.resources.batch_v1 import Job
 from lightkube.resources.core_v1 import Namespace, Pod, Secret, ServiceAccount
 
 from odoosaas.drivers.k8s import specs
 from odoosaas.drivers.k8s.driver import KubernetesDriver
 from odoosaas.errors import TemporaryError
 from odoosaas.reconcile.worker import Worker
+from odoosaas.settings import Settings
 from odoosaas.tenants import fleet
 from tests import k8s_env
 from tests.conftest import Caller, make_app, scratch_dir
@@ -144,6 +146,38 @@ def test_official_odoo_passes_restricted_and_quota_holds(cluster, admin_client):
     with pytest.raises(TemporaryError):
         driver.delete(type("T", (), {"subdomain": spec.subdomain})())
     assert namespace_gone(admin_client, ns)
+
+
+def eventually(check, timeout=30, what="the condition"):
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.3)
+
+
+def test_new_odoo_image_gets_a_new_init_job_and_the_old_one_goes(cluster, admin_client):
+    """A Job's pod template cannot change: a new image (or database host) must be a new Job,
+    not an update the API server refuses with 422, which failed every Odoo tenant."""
+    spec = make_spec(host="10.0.0.5")
+    spec.subdomain = "upgrade"
+    ns = specs.namespace_name(spec.subdomain)
+    jobs = []
+    for image in ("odoo:17.0", "odoo:18.0"):
+        driver = KubernetesDriver(Settings(driver="kubernetes", kubeconfig=str(cluster[0]), k8s_odoo_image=image))
+        apply_until_done(driver, spec)
+        jobs.append({j.metadata.name: j.spec.template.spec.containers[0].image for j in admin_client.list(
+            Job, namespace=ns)})
+    (old, old_image), = jobs[0].items()
+    (new, new_image), = jobs[1].items()
+    assert (old_image, new_image) == ("odoo:17.0", "odoo:18.0") and old != new
+    assert admin_client.get(Deployment, "app", namespace=ns).spec.template.spec.containers[0].image == "odoo:18.0"
+    eventually(lambda: driver.observe(None, spec).ready, what="the app on the new image")
+    eventually(lambda: not list(admin_client.list(Pod, namespace=ns, labels={"batch.kubernetes.io/job-name": old})),
+               what="the old Job's pods to go")
+    apply_until_done(driver, spec)  # the same spec again: the same Job, not run again
+    assert [j.metadata.name for j in admin_client.list(Job, namespace=ns)] == [new]
+    with pytest.raises(TemporaryError):
+        driver.delete(type("T", (), {"subdomain": spec.subdomain})())
 
 
 def test_bitnami_flavour_runs_under_baseline(cluster, admin_client):

@@ -102,3 +102,15 @@ def test_dedicated_postgres():
     assert statefulset["spec"]["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]["storage"] == "50Gi"
     env = {e["name"]: e for e in statefulset["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert "value" not in env["POSTGRES_PASSWORD"]
+
+
+def test_init_job_is_named_after_its_spec():
+    """Its pod template cannot change in place: another image or database host is another Job."""
+    def init_job(spec, image="odoo:18.0"):
+        workload = apps.template("odoo").k8s(spec, Settings(driver="kubernetes", k8s_odoo_image=image))
+        return specs.job("init", "t-acme", workload.init, workload.pod_context)["metadata"]
+    first = init_job(make_spec())
+    assert first == init_job(make_spec()) and first["name"].startswith("init-") and len(first["name"]) == 15
+    assert first["labels"][specs.JOB_LABEL] == "init"
+    assert init_job(make_spec(), "odoo:19.0")["name"] != first["name"]
+    assert init_job(make_spec(host="10.0.0.9"))["name"] != first["name"]

@@ -11,6 +11,7 @@ from lightkube.utils.quantity import parse_quantity
 from lightkube.resources.apps_v1 import Deployment, StatefulSet
 from lightkube.resources.batch_v1 import Job
 from lightkube.resources.core_v1 import Namespace, Node, Pod
+from lightkube.types import CascadeType
 
 from odoosaas import apps
 from odoosaas.drivers import Observed
@@ -37,6 +38,15 @@ def converted(call):
         raise TemporaryError(f"Kubernetes answered {code}", delay=2) from exc
     except httpx.HTTPError as exc:
         raise TemporaryError(f"Kubernetes API unreachable: {type(exc).__name__}", delay=3) from exc
+
+
+def deleted(call) -> None:
+    """Run a delete call: done when the object is already gone."""
+    try:
+        call()
+    except ApiError as exc:
+        if exc.status.code != 404:
+            raise TemporaryError(f"Kubernetes: {exc.status.message}", delay=2) from exc
 
 
 class KubernetesDriver:
@@ -66,13 +76,18 @@ class KubernetesDriver:
             converted(lambda: self.client.apply(codecs.from_dict(obj), force=True))
 
     def _run_once(self, ns: str, job: dict) -> None:
-        """A Job that must have succeeded before the app starts (Odoo's first initialisation)."""
+        """A Job that must have succeeded before the app starts (Odoo's first initialisation);
+        then those of earlier specs (another image or database host) are removed."""
+        name, kind = job["metadata"]["name"], {specs.JOB_LABEL: job["metadata"]["labels"][specs.JOB_LABEL]}
         self._send(job)
-        status = converted(lambda: self.client.get(Job, job["metadata"]["name"], namespace=ns)).status
-        if status and status.failed:
-            raise PermanentError("Initialising the database failed; see the `init` Job's logs.")
+        status = converted(lambda: self.client.get(Job, name, namespace=ns)).status
+        if status and any(c.type == "Failed" and c.status == "True" for c in status.conditions or []):
+            raise PermanentError(f"Initialising the database failed; see the logs of the Job {name}.")
         if not (status and status.succeeded):
             raise TemporaryError("initialising the database", delay=2)
+        jobs = {j.metadata.name for j in converted(lambda: list(self.client.list(Job, namespace=ns, labels=kind)))}
+        for old in jobs - {name}:  # Background: a Job's pods go with it (the API's default orphans them)
+            deleted(lambda: self.client.delete(Job, old, namespace=ns, cascade=CascadeType.BACKGROUND))
 
     def route(self, tenant, spec) -> str:
         self._send(specs.route(spec, self.settings))

@@ -2,10 +2,13 @@
 
 Secrets go only into Secret objects; every other object refers to them by key.
 """
+import hashlib
 import ipaddress
+import json
 
 MANAGED = {"app.kubernetes.io/managed-by": "odoosaas"}
 APP_LABEL = {"odoosaas.io/role": "tenant-app"}
+JOB_LABEL = "odoosaas.io/job"
 DB_LABEL = {"odoosaas.io/role": "database"}
 PORT = 8069
 
@@ -135,11 +138,13 @@ def deployment(spec, container: dict, pod_security_context: dict, replicas: int 
 
 
 def job(name: str, ns: str, container: dict, pod_context: dict) -> dict:
-    """Runs once to completion before the app (e.g. Odoo installing `base`)."""
+    """Runs once to completion before the app (e.g. Odoo installing `base`). A Job's pod template
+    cannot change, so its name carries a hash of it: a new image or database host is a new Job."""
     pod = {"metadata": {"labels": APP_LABEL}, "spec": {
         "restartPolicy": "Never", "securityContext": pod_context, "automountServiceAccountToken": False,
         "containers": [container], "volumes": [{"name": "filestore", "persistentVolumeClaim": {"claimName": "filestore"}}]}}
-    return {"apiVersion": "batch/v1", "kind": "Job", "metadata": meta(name, ns),
+    digest = hashlib.sha256(json.dumps(pod, sort_keys=True).encode()).hexdigest()[:10]
+    return {"apiVersion": "batch/v1", "kind": "Job", "metadata": meta(f"{name}-{digest}", ns, {JOB_LABEL: name}),
             "spec": {"backoffLimit": 2, "template": pod}}
 
 
