@@ -170,3 +170,15 @@ def test_contract_for_long_ids_and_names(alice, client):
     assert alice.post("/api/v1/tenants/" + "y" * 300 + "/stop").status_code == 404
     r = client.get("/api/v1/subdomains/" + "a" * 101)
     assert r.status_code == 200 and r.json["available"] is False and "30" in r.json["reason"]
+
+
+def test_module_routes_check_owner_app_and_names(alice, bob):
+    tenant_id = alice.create("plain", app="sample").json["tenant"]["id"]
+    assert bob.get(f"/api/v1/tenants/{tenant_id}/modules").status_code == 404
+    assert bob.post(f"/api/v1/tenants/{tenant_id}/modules", json={"names": ["crm"]}).status_code == 404
+    assert bob.get(f"/api/v1/tenants/{tenant_id}/operations").status_code == 404
+    assert alice.get(f"/api/v1/tenants/{tenant_id}/modules").json == {"items": []}
+    r = alice.post(f"/api/v1/tenants/{tenant_id}/modules", json={"names": ["crm"]})
+    assert r.status_code == 400 and "modules" in r.json["error"]["fields"]
+    assert alice.post(f"/api/v1/tenants/{tenant_id}/modules", json={"names": []}).status_code == 400
+    assert alice.get(f"/api/v1/tenants/{tenant_id}/operations").json == {"items": []}

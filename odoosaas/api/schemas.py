@@ -61,6 +61,10 @@ class TenantRequest(Body):
         return value
 
 
+class ModuleNames(Body):
+    names: list[str] = Field(min_length=1, max_length=50)
+
+
 class AdminPassword(Body):
     password: str = Password
 

@@ -2,7 +2,7 @@
 from flask_openapi3 import APIBlueprint, Tag
 
 from odoosaas.api import BEARER, current_user, platform
-from odoosaas.api.schemas import AdminPassword, SubdomainPath, TenantPath, TenantRequest
+from odoosaas.api.schemas import AdminPassword, ModuleNames, SubdomainPath, TenantPath, TenantRequest
 from odoosaas.apps import odoo
 from odoosaas.reconcile import operations
 from odoosaas.tenants import service
@@ -68,3 +68,14 @@ def admin_password(path: TenantPath, body: AdminPassword):
 def list_operations(path: TenantPath):
     with platform().store.session() as db:
         return {"items": [operations.public(o) for o in service.operations_of(db, current_user(), path.tenant_id)]}
+
+
+@bp.get("/tenants/<tenant_id>/modules", security=BEARER)
+def list_modules(path: TenantPath):
+    return {"items": service.installed_modules(platform(), current_user(), path.tenant_id)}
+
+
+@bp.post("/tenants/<tenant_id>/modules", security=BEARER)
+def install_modules(path: TenantPath, body: ModuleNames):
+    operation = service.install_modules(platform(), current_user(), path.tenant_id, body.names)
+    return {"operation": operations.public(operation)}, 202

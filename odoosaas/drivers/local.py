@@ -66,12 +66,12 @@ class LocalDriver:
         Cluster(self.root / "pg" / server.name).destroy()
 
     # the app
-    def _workdir(self, tenant) -> Path:
+    def workdir(self, tenant) -> Path:
         return self.root / "apps" / tenant.id
 
     def _port(self, tenant, fresh: bool = False) -> int:
         """The app's port, kept across restarts; never one that another tenant holds, stopped or not."""
-        path = self._workdir(tenant) / "port"
+        path = self.workdir(tenant) / "port"
         with self.lock:
             if fresh or not path.exists():
                 taken = {p.read_text() for p in (self.root / "apps").glob("*/port")}
@@ -79,7 +79,7 @@ class LocalDriver:
         return int(path.read_text())
 
     def apply(self, tenant, spec) -> None:
-        workdir = self._workdir(tenant)
+        workdir = self.workdir(tenant)
         workdir.mkdir(parents=True, exist_ok=True, mode=0o700)
         template = apps.template(spec.app)
         template.initialise(spec, workdir)
@@ -108,7 +108,7 @@ class LocalDriver:
 
     def delete(self, tenant) -> None:
         self.stop(tenant)
-        shutil.rmtree(self._workdir(tenant), ignore_errors=True)
+        shutil.rmtree(self.workdir(tenant), ignore_errors=True)
 
     # routing
     def _route_file(self, tenant) -> Path:

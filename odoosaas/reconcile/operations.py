@@ -4,6 +4,8 @@ from datetime import timedelta
 
 from sqlalchemy import update
 
+from odoosaas import apps
+from odoosaas.errors import PermanentError
 from odoosaas.reconcile.context import Context, advance, step_age
 from odoosaas.store.models import Operation, Tenant, now
 
@@ -97,4 +99,15 @@ def send_password_reset(ctx) -> None:
     ctx.platform.auth.request_reset(ctx.params["email"])
 
 
+def install_modules(ctx) -> None:
+    """Odoo apps the owner asked for (FE-3), beside the running server; local driver only so far."""
+    if not hasattr(ctx.platform.driver, "workdir"):
+        raise PermanentError("Installing apps after creation is not available on this runtime yet.")
+    spec, template = ctx.spec(), apps.template(ctx.tenant.app)
+    missing = template.missing(spec, ctx.params["names"])
+    if missing:
+        template.install_modules(spec, ctx.platform.driver.workdir(ctx.tenant), missing)
+
+
 register("password_reset", ("send", send_password_reset))
+register("install_modules", ("install", install_modules))

@@ -2,11 +2,13 @@
 import dataclasses
 import secrets
 
+import psycopg
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from odoosaas import apps
-from odoosaas.errors import Conflict, NotFound
+from odoosaas.errors import Conflict, Invalid, NotFound
+from odoosaas.reconcile import operations
 from odoosaas.store.models import Event, Operation, Tenant, User, now
 from odoosaas.tenants import rules
 
@@ -106,6 +108,31 @@ def set_admin_password(platform, user: User, tenant_id: str, password: str) -> T
         record(db, tenant, "admin_password", "admin password change requested")
     platform.wake()
     return tenant
+
+
+def install_modules(platform, user: User, tenant_id: str, names: list[str]) -> Operation:
+    """Queue an install of Odoo apps (FE-3) on a running instance."""
+    with platform.store.session() as db:
+        tenant = owned(db, user, tenant_id)
+        names = apps.check_modules(tenant.app, names, platform.settings) or []
+        if not names:
+            raise Invalid("Name at least one app.", fields={"names": "empty"})
+        if tenant.desired != "running":
+            raise Conflict("Start the instance before installing apps.", "invalid_state")
+        return operations.enqueue(platform, "install_modules", tenant.id, {"names": names}, requested_by=user.id, db=db)
+
+
+def installed_modules(platform, user: User, tenant_id: str) -> list[dict]:
+    """What the instance itself says is installed (read from its own database with its own role)."""
+    from odoosaas.reconcile.context import Context
+    with platform.store.session() as db:
+        tenant = owned(db, user, tenant_id)
+    if tenant.app != "odoo" or not tenant.db_server_id:
+        return []
+    try:
+        return apps.template("odoo").installed_modules(Context(platform, tenant).spec())
+    except psycopg.Error:
+        raise Conflict("The instance's database is not ready yet.", "invalid_state") from None
 
 
 def operations_of(db, user: User, tenant_id: str) -> list[Operation]:
