@@ -1,7 +1,8 @@
 """The customer's instances: list, create with live hints, the live instance page, stop/start/delete."""
 from flask import Blueprint, flash, g, get_template_attribute, redirect, render_template, request, url_for
 
-from odoosaas.api.schemas import TenantRequest
+from odoosaas.api.schemas import AdminPassword, ModuleNames, TenantRequest
+from odoosaas.apps import odoo
 from odoosaas.errors import Conflict
 from odoosaas.tenants import rules, service
 from odoosaas.web.pages import fields, platform, submit
@@ -16,9 +17,14 @@ def index():
     return render_template("instances.html", items=items)
 
 
+def odoo_apps() -> list[dict]:
+    return odoo.available_apps(platform().settings.odoo_bin)
+
+
 @bp.get("/new")
 def new():
-    return render_template("new.html", errors={}, form=request.form, rules=rules, strategy=planned(request.form))
+    return render_template("new.html", errors={}, form=request.form, rules=rules, strategy=planned(request.form),
+                           odoo_apps=odoo_apps())
 
 
 @bp.post("/new")
@@ -26,9 +32,10 @@ def create():
     def make(body: TenantRequest):
         tenant = service.create(platform(), g.user, body)
         return redirect(url_for(".show", tenant_id=tenant.id))
-    data = {**fields(), "compliance": request.form.getlist("compliance"),
+    data = {**fields(), "compliance": request.form.getlist("compliance"), "modules": request.form.getlist("modules"),
             "high_performance": "high_performance" in request.form}
-    return submit(TenantRequest, data, make, "new.html", rules=rules, strategy=planned(request.form))
+    return submit(TenantRequest, data, make, "new.html", rules=rules, strategy=planned(request.form),
+                  odoo_apps=odoo_apps())
 
 
 def planned(values) -> tuple[str, str]:
@@ -58,7 +65,35 @@ def availability():
 def show(tenant_id: str, errors: dict | None = None, status: int = 200):
     with platform().store.session() as db:
         tenant = service.public(service.owned(db, g.user, tenant_id))
-    return render_template("instance.html", t=tenant, errors=errors or {}), status
+    installed = {}
+    if tenant["app"] == "odoo" and tenant["status"] == "running":
+        installed = {m["name"]: m["state"] for m in service.installed_modules(platform(), g.user, tenant_id)}
+    return render_template("instance.html", t=tenant, errors=errors or {}, installed=installed,
+                           odoo_apps=odoo_apps() if installed else []), status
+
+
+@bp.post("/<tenant_id>/admin-password")
+def admin_password(tenant_id: str):
+    def change(body: AdminPassword):
+        service.set_admin_password(platform(), g.user, tenant_id, body.password)
+        flash("The new admin password is being set.")
+        return redirect(url_for(".show", tenant_id=tenant_id))
+    return submit(AdminPassword, fields(), change, "instance.html", **show_context(tenant_id))
+
+
+@bp.post("/<tenant_id>/modules")
+def install(tenant_id: str):
+    def queue(body: ModuleNames):
+        service.install_modules(platform(), g.user, tenant_id, body.names)
+        flash(f"Installing {', '.join(body.names)}.")
+        return redirect(url_for(".show", tenant_id=tenant_id))
+    return submit(ModuleNames, {"names": request.form.getlist("names")}, queue, "instance.html",
+                  **show_context(tenant_id))
+
+
+def show_context(tenant_id: str) -> dict:
+    with platform().store.session() as db:
+        return {"t": service.public(service.owned(db, g.user, tenant_id)), "installed": {}, "odoo_apps": []}
 
 
 @bp.post("/<tenant_id>/<any(stop, start):action>")
