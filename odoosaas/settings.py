@@ -54,7 +54,9 @@ class Settings(BaseSettings):
     # Runtime
     driver: Literal["local", "kubernetes"] = Field("local", description="Runtime driver.")
     worker: bool = Field(True, description="Run the reconciler inside the web process (`make run`).")
-    local_fallback_app: str = Field("", description="App to run instead of `odoo` when no `odoo` executable exists (`sample`).")
+    local_fallback_app: str = Field("", description="App to run instead of `odoo` when Odoo is not installed (`sample`).")
+    odoo_bin: str = Field("", description="odoo-bin for the local driver (run by the `.venv` beside it when there is one); "
+                          "empty: `$ODOOSAAS_CACHE/odoo-18.0/odoo-bin`, which `make odoo` installs.")
     traefik_bin: str = Field("", description="Traefik binary for the local driver; empty looks on PATH and in the build cache.")
     ready_timeout: int = Field(600, description="Seconds an app may take to answer its health check before the tenant fails.")
     fault_after: str = Field("", description="Testing only: the worker exits right after this `desired:step` (crash tests).")

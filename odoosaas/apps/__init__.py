@@ -6,7 +6,6 @@ environment (Kubernetes), and the reconciler asks it to set the admin credential
 import base64
 import hashlib
 import os
-import shutil
 from dataclasses import dataclass, field
 
 from odoosaas.errors import Conflict, Invalid
@@ -49,20 +48,31 @@ def template(name: str):
     return {"odoo": odoo.TEMPLATE, "sample": sample.TEMPLATE}[name]
 
 
-def odoo_installed() -> bool:
-    return shutil.which("odoo") is not None
+def odoo_installed(settings) -> bool:
+    from odoosaas.apps import odoo
+    return odoo.odoo_bin(settings.odoo_bin).is_file()
 
 
 def resolve(name: str, settings) -> str:
-    """The app a tenant will really run: `odoo` needs the executable (or the fallback setting)."""
+    """The app a tenant will really run: `odoo` needs odoo-bin (or the fallback setting, never implied)."""
     if name not in KNOWN:
         raise Invalid("Unknown app.", fields={"app": f"one of {', '.join(KNOWN)}"})
-    if name == "odoo" and settings.driver == "local" and not odoo_installed():
+    if name == "odoo" and settings.driver == "local" and not odoo_installed(settings):
         if not settings.local_fallback_app:
-            raise Conflict("Odoo is not installed on this platform; set ODOOSAAS_LOCAL_FALLBACK_APP=sample "
-                           "to run the sample app instead.", "odoo_unavailable")
+            raise Conflict("Odoo is not installed on this platform (`make odoo`, ODOOSAAS_ODOO_BIN); set "
+                           "ODOOSAAS_LOCAL_FALLBACK_APP=sample to run the sample app instead.", "odoo_unavailable")
         return settings.local_fallback_app
     return name
+
+
+def check_modules(app: str, names: list[str], settings) -> list[str]:
+    """The apps to install at creation: Odoo's, by name (400 listing the valid ones); others take none."""
+    if not names:
+        return []
+    if app != "odoo":
+        raise Invalid("Only Odoo instances have modules.", fields={"modules": f"must be empty for the {app} app"})
+    from odoosaas.apps import odoo
+    return odoo.validate_modules(names, settings.odoo_bin)
 
 
 def pbkdf2_sha512(password: str, rounds: int, salt: bytes | None = None) -> str:

@@ -1,65 +1,235 @@
-"""The Odoo template: the `odoo` executable locally, the official image on Kubernetes."""
+"""The Odoo template: Odoo 18 as `make odoo` installs it locally, the official image on Kubernetes.
+
+Locally a shared PostgreSQL server gets one template database, built once by `odoo-bin -i base`
+(6 s) as a role that owns no database. A tenant's database is a clone of it (0.1 s), then made
+the tenant's own: every object owned by its role, a new uuid and secret, its admin.
+"""
+import ast
 import configparser
+import functools
 import io
 import os
 import subprocess
+import tempfile
+import uuid
+from datetime import datetime, timezone
 from pathlib import Path
 
 import psycopg
+from psycopg import sql
 
 from odoosaas.apps import Workload, pbkdf2_sha512, write_private
 from odoosaas.drivers.k8s import specs
-from odoosaas.errors import PermanentError
+from odoosaas.errors import Invalid, PermanentError, TemporaryError
+from odoosaas.pg import ops
 
 ADMIN_ROUNDS = 600_000  # what Odoo itself writes for pbkdf2-sha512
+TEMPLATE_DB = "odoosaas_odoo_template"  # the template database, and the role owning its objects
+ADMIN_ID = "(SELECT res_id FROM ir_model_data WHERE module = 'base' AND name = 'user_admin')"
+FLAGS = {"db_name": "--database", "dbfilter": "--db-filter", "db_maxconn": "--db_maxconn",
+         "list_db": "--no-database-list"}  # Odoo's command-line spelling where it is not `--key-with-dashes`
+
+
+def odoo_bin(configured: str = "") -> Path:
+    """odoo-bin: the setting (ODOOSAAS_ODOO_BIN), else where `make odoo` installs it."""
+    cache = Path(os.environ.get("ODOOSAAS_CACHE") or Path.home() / ".cache" / "odoosaas")
+    return Path(configured or os.environ.get("ODOOSAAS_ODOO_BIN") or cache / "odoo-18.0" / "odoo-bin")
+
+
+def command() -> list[str]:
+    """odoo-bin under the virtual environment beside it (`make odoo` makes one), else its shebang."""
+    python = odoo_bin().parent / ".venv" / "bin" / "python"
+    return [str(python), str(odoo_bin())] if python.exists() else [str(odoo_bin())]
+
+
+def run(config: Path, *args: str) -> None:
+    done = subprocess.run([*command(), "-c", str(config), *args, "--stop-after-init", "--no-http"],
+                          capture_output=True, text=True, timeout=1800)
+    if done.returncode:
+        raise PermanentError(f"Odoo failed ({' '.join(args)}): {done.stderr.strip()[-300:]}")
+
+
+def options(spec) -> dict[str, str]:
+    """The tenant's Odoo options on every runtime (config-file keys); connection and paths apart."""
+    db, tier = spec.database, spec.resources
+    memory = tier.memory_mb * 2**20  # no more than the supervisor's RLIMIT_AS, which Odoo cannot raise
+    return {"db_name": db["dbname"], "dbfilter": f"^{db['dbname']}$", "list_db": "False", "proxy_mode": "True",
+            "workers": "0", "without_demo": "all", "max_cron_threads": "1",
+            "db_maxconn": str(max(4, tier.connection_limit - 4)),  # room for installs and the platform
+            "limit_memory_hard": str(memory), "limit_memory_soft": str(memory * 4 // 5),
+            "limit_time_cpu": "60", "limit_time_real": str(max(120, 120_000 // tier.cpu_millicores))}
+
+
+def as_args(values: dict[str, str]) -> list[str]:
+    return [FLAGS.get(key, "--" + key.replace("_", "-")) + ("" if value in ("True", "False") else f"={value}")
+            for key, value in values.items()]
+
+
+def write_config(path: Path, values: dict) -> Path:
+    parser = configparser.ConfigParser(interpolation=None)
+    parser["options"] = values
+    text = io.StringIO()
+    parser.write(text)
+    write_private(path, text.getvalue())
+    return path
+
+
+def db_options(database: dict) -> dict[str, str]:
+    return {"db_host": database["host"], "db_port": str(database["port"]), "db_user": database["user"],
+            "db_password": database["password"], "addons_path": str(odoo_bin().parent / "addons")}
+
+
+def local_config(spec, path: Path, data_dir: Path, port: int = 0) -> Path:
+    return write_config(path, {**options(spec), **db_options(spec.database), "http_interface": "127.0.0.1",
+                               "http_port": str(port), "data_dir": str(data_dir)})
+
+
+def tenant_connection(spec) -> psycopg.Connection:
+    return ops.connect(spec.database, spec.database["dbname"])
 
 
 class OdooTemplate:
     name = "odoo"
     health_path = "/web/health"
 
-    def _config(self, spec, workdir: Path, port: int) -> Path:
-        db = spec.database
-        parser = configparser.ConfigParser(interpolation=None)
-        parser["options"] = {
-            "db_host": db["host"], "db_port": str(db["port"]), "db_user": db["user"],
-            "db_password": db["password"], "db_name": db["dbname"], "dbfilter": f"^{db['dbname']}$",
-            "list_db": "False", "proxy_mode": "True", "http_interface": "127.0.0.1", "http_port": str(port),
-            "data_dir": str(workdir / "filestore"), "workers": "0", "without_demo": "all",
-            "limit_memory_hard": str(spec.resources.memory_mb * 1024 * 1024)}
-        text = io.StringIO()
-        parser.write(text)
-        write_private(workdir / "odoo.conf", text.getvalue())
-        return workdir / "odoo.conf"
+    def create_database(self, conn, server: dict, name: str, spec, clone: bool) -> None:
+        """A clone of the server's template made the tenant's own (`clone`: a shared local server);
+        else an empty database that `initialise` (or the Kubernetes init Job) fills."""
+        if clone and not ops.database_exists(conn, name):
+            ensure_template(conn, server)
+            ops.clone_database(conn, TEMPLATE_DB, name, name)
+        ops.ensure_database(conn, name, name)
+        if clone:
+            make_own(server, name, spec)
 
     def local_command(self, spec, workdir: Path, port: int) -> tuple[list[str], dict]:
-        return ["odoo", "-c", str(self._config(spec, workdir, port))], {"PATH": os.environ.get("PATH", "")}
+        config = local_config(spec, workdir / "odoo.conf", workdir / "filestore", port)
+        # few malloc arenas: each thread's 64 MB arena would count against the RLIMIT_AS cap
+        return [*command(), "-c", str(config)], {"PATH": os.environ.get("PATH", ""), "MALLOC_ARENA_MAX": "2"}
 
     def initialise(self, spec, workdir: Path) -> None:
-        """First start: install `base` without demo data (once; a marker says it is done)."""
-        marker = workdir / "initialised"
-        if marker.exists():
-            return
-        config = self._config(spec, workdir, 0)
-        done = subprocess.run(["odoo", "-c", str(config), "-i", "base", "--stop-after-init", "--no-http"],
-                              capture_output=True, text=True, timeout=1800)
-        if done.returncode:
-            raise PermanentError(f"Odoo could not initialise its database: {done.stderr.strip()[-300:]}")
-        marker.touch()
+        """Install what the database lacks: the requested apps (and `base` in an empty database)."""
+        missing = self.missing(spec, spec.modules)
+        if missing:
+            self.install_modules(spec, workdir, missing)
+
+    def missing(self, spec, names: list[str]) -> list[str]:
+        with tenant_connection(spec) as conn:
+            if conn.execute("SELECT to_regclass('ir_module_module')").fetchone()[0] is None:
+                return ["base", *names]
+            installed = {row[0] for row in conn.execute(
+                "SELECT name FROM ir_module_module WHERE state = 'installed' AND name = ANY(%s)", (names,))}
+        return [name for name in names if name not in installed]
+
+    def install_modules(self, spec, workdir: Path, names: list[str]) -> None:
+        """`odoo-bin -i` beside the running server, which reloads its registry when the database
+        signals the change (Odoo's `base_registry_signaling` sequence)."""
+        workdir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        run(local_config(spec, workdir / "odoo-install.conf", workdir / "filestore"), "-i", ",".join(names))
+
+    def installed_modules(self, spec) -> list[dict]:
+        """Every app the instance knows, with its state (`installed`, `uninstalled`, ...)."""
+        with tenant_connection(spec) as conn:
+            rows = conn.execute("SELECT name, shortdesc->>'en_US', state FROM ir_module_module "
+                                "WHERE application ORDER BY name").fetchall()
+        return [{"name": name, "title": title, "state": state} for name, title, state in rows]
 
     def set_admin(self, spec) -> None:
-        """Odoo has no setting for the admin login: write it, hashed as Odoo does.
+        """Odoo has no setting for the admin login: write it, hashed as Odoo does, then signal the
+        caches so a running Odoo forgets sessions and checks made with the old password.
         (Bitnami's image sets it itself from ODOO_EMAIL / ODOO_PASSWORD.)"""
         if spec.flavour == "bitnami":
             return
-        with psycopg.connect(**spec.database, autocommit=True) as conn:
-            conn.execute("UPDATE res_users SET login = %s, password = %s WHERE id = (SELECT res_id FROM "
-                         "ir_model_data WHERE module = 'base' AND name = 'user_admin')",
-                         (spec.admin_email, pbkdf2_sha512(spec.admin_password, ADMIN_ROUNDS)))
-
+        digest = pbkdf2_sha512(spec.admin_password, ADMIN_ROUNDS)
+        with tenant_connection(spec) as conn, conn.transaction():
+            try:
+                conn.execute(f"UPDATE res_users SET login = %s, password = %s WHERE id = {ADMIN_ID}",
+                             (spec.admin_email, digest))
+            except psycopg.errors.UndefinedTable:
+                raise TemporaryError("waiting for Odoo to initialise its database", delay=5) from None
+            conn.execute(f"UPDATE res_partner SET email = %s WHERE id = (SELECT partner_id FROM res_users "
+                         f"WHERE id = {ADMIN_ID})", (spec.admin_email,))
+            conn.execute("SELECT nextval('base_cache_signaling_default')")
 
     def k8s(self, spec, settings) -> Workload:
         return bitnami(spec, settings) if settings.k8s_odoo_flavour == "bitnami" else official(spec, settings)
+
+
+def ensure_template(conn, server: dict) -> None:
+    """The server's template database; an advisory lock keeps two tenants from both building it."""
+    if ops.database_exists(conn, TEMPLATE_DB):
+        return
+    with ops.advisory_lock(conn, TEMPLATE_DB):
+        if not ops.database_exists(conn, TEMPLATE_DB):
+            build_template(conn, server)
+
+
+def build_template(conn, server: dict) -> None:
+    """`-i base` into a scratch database as the template role, which may log in only meanwhile;
+    the database is renamed into place when complete, so a crash leaves no half template."""
+    building, password = f"{TEMPLATE_DB}_build", ops.new_password()
+    ops.drop_database(conn, building)
+    ops.ensure_role(conn, TEMPLATE_DB, password, 5)
+    ops.create_database(conn, building, server["user"])  # owned by no tenant
+    with ops.connect(server, building) as inside:
+        inside.execute(sql.SQL("GRANT CREATE ON SCHEMA public TO {}").format(sql.Identifier(TEMPLATE_DB)))
+    with tempfile.TemporaryDirectory() as scratch:
+        values = {**db_options({**server, "user": TEMPLATE_DB, "password": password}), "db_name": building,
+                  "data_dir": scratch, "without_demo": "all"}
+        run(write_config(Path(scratch) / "odoo.conf", values), "-i", "base")
+        with ops.connect(server, building) as inside:
+            files_into_database(inside, Path(scratch) / "filestore" / building)
+    ops.lock_role(conn, TEMPLATE_DB)
+    ops.seal_template(conn, building, TEMPLATE_DB)
+
+
+def files_into_database(conn, filestore: Path) -> None:
+    """The template's attachments (logo, flags, icons) move into the database, so every clone has them."""
+    stored = conn.execute("SELECT id, store_fname FROM ir_attachment WHERE store_fname IS NOT NULL").fetchall()
+    for row_id, name in stored:
+        conn.execute("UPDATE ir_attachment SET db_datas = %s, store_fname = NULL WHERE id = %s",
+                     ((filestore / name).read_bytes(), row_id))
+
+
+def make_own(server: dict, name: str, spec) -> None:
+    """The clone becomes the tenant's: its role owns every object, and it gets its own identity.
+    One transaction, marked by `odoosaas.tenant`, so a crash leaves it all done or all to do."""
+    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+    identity = {"database.uuid": str(uuid.uuid1()), "database.secret": str(uuid.uuid4()),
+                "database.create_date": stamp, "web.base.url": spec.url, "odoosaas.tenant": spec.tenant_id}
+    with ops.connect(server, name) as conn, conn.transaction():
+        if conn.execute("SELECT 1 FROM ir_config_parameter WHERE key = 'odoosaas.tenant'").fetchone():
+            return
+        conn.execute(sql.SQL("REASSIGN OWNED BY {} TO {}").format(sql.Identifier(TEMPLATE_DB), sql.Identifier(name)))
+        conn.execute(sql.SQL("REVOKE ALL ON SCHEMA public FROM {}").format(sql.Identifier(TEMPLATE_DB)))
+        for key, value in identity.items():
+            conn.execute("INSERT INTO ir_config_parameter (key, value) VALUES (%s, %s) "
+                         "ON CONFLICT (key) DO UPDATE SET value = excluded.value", (key, value))
+
+
+@functools.cache
+def apps_in(addons: Path) -> tuple[dict, ...]:
+    found = []
+    for manifest in sorted(addons.glob("*/__manifest__.py")):
+        data = ast.literal_eval(manifest.read_text())
+        if data.get("application") and data.get("installable", True):
+            found.append({"name": manifest.parent.name, "title": data.get("name", ""),
+                          "summary": data.get("summary", ""), "category": data.get("category", "")})
+    return tuple(found)
+
+
+def available_apps(configured: str = "") -> list[dict]:
+    """The apps (manifest `application: True`) the installed Odoo offers; none without an install."""
+    return list(apps_in(odoo_bin(configured).parent / "addons"))
+
+
+def validate_modules(names: list[str], configured: str = "") -> list[str]:
+    valid = sorted(app["name"] for app in available_apps(configured))
+    unknown = sorted(set(names) - set(valid))
+    if unknown:
+        raise Invalid(f"Unknown Odoo apps: {', '.join(unknown)}.",
+                      fields={"modules": f"one of {', '.join(valid) or '(none: Odoo is not installed here)'}"})
+    return list(dict.fromkeys(names))
 
 
 def secret_env(name: str, key: str) -> dict:
@@ -67,16 +237,16 @@ def secret_env(name: str, key: str) -> dict:
 
 
 def official(spec, settings) -> Workload:
-    """The official image: its entrypoint reads HOST/PORT/USER/PASSWORD; it runs as the
-    non-root `odoo` user, whose numeric uid the pod must name for `runAsNonRoot`."""
+    """The official image with the options the local runtime uses: its entrypoint reads
+    HOST/PORT/USER/PASSWORD; it runs as the non-root `odoo` user, whose uid the pod must name."""
     db, uid = spec.database, settings.k8s_odoo_uid
     env = [{"name": "HOST", "value": db["host"]}, {"name": "PORT", "value": str(db["port"])},
            {"name": "USER", "value": db["user"]}, secret_env("PASSWORD", "db-password")]
-    args = ["--database", db["dbname"], f"--db-filter=^{db['dbname']}$", "--no-database-list", "--proxy-mode"]
+    args = as_args(options(spec))
     container = {"name": "odoo", "image": settings.k8s_odoo_image, "env": env, "args": args,
                  "securityContext": specs.restricted(uid),
                  "volumeMounts": [{"name": "filestore", "mountPath": "/var/lib/odoo"}]}
-    init = {**container, "name": "init", "args": [*args, "-i", "base", "--stop-after-init", "--without-demo=all"]}
+    init = {**container, "name": "init", "args": [*args, "-i", ",".join(["base", *spec.modules]), "--stop-after-init"]}
     context = {"runAsNonRoot": True, "fsGroup": uid, "seccompProfile": {"type": "RuntimeDefault"}}
     return Workload(container, {"db-password": db["password"]}, "restricted", context, init)
 
@@ -84,12 +254,12 @@ def official(spec, settings) -> Workload:
 def bitnami(spec, settings) -> Workload:
     """Bitnami's conventions: it starts as root and drops to `odoo`, so Pod Security `baseline`."""
     db = spec.database
-    env = [{"name": "ODOO_DATABASE_HOST", "value": db["host"]}, {"name": "ODOO_DATABASE_PORT_NUMBER",
-           "value": str(db["port"])}, {"name": "ODOO_DATABASE_NAME", "value": db["dbname"]},
-           {"name": "ODOO_DATABASE_USER", "value": db["user"]}, secret_env("ODOO_DATABASE_PASSWORD", "db-password"),
-           {"name": "ODOO_EMAIL", "value": spec.admin_email}, secret_env("ODOO_PASSWORD", "admin-password"),
-           {"name": "ODOO_SKIP_MODULES_UPDATE", "value": "yes"}, {"name": "ODOO_LOAD_DEMO_DATA", "value": "no"},
-           {"name": "ODOO_LIST_DB", "value": "no"}, {"name": "ODOO_DATABASE_FILTER", "value": f"^{db['dbname']}$"}]
+    values = {"HOST": db["host"], "PORT_NUMBER": str(db["port"]), "NAME": db["dbname"], "USER": db["user"]}
+    env = [{"name": f"ODOO_DATABASE_{key}", "value": value} for key, value in values.items()] + [
+        {"name": name, "value": value} for name, value in (
+            ("ODOO_EMAIL", spec.admin_email), ("ODOO_SKIP_MODULES_UPDATE", "yes"), ("ODOO_LOAD_DEMO_DATA", "no"),
+            ("ODOO_LIST_DB", "no"), ("ODOO_DATABASE_FILTER", f"^{db['dbname']}$"))] + [
+        secret_env("ODOO_DATABASE_PASSWORD", "db-password"), secret_env("ODOO_PASSWORD", "admin-password")]
     container = {"name": "odoo", "image": settings.k8s_odoo_image, "env": env,
                  "securityContext": {"allowPrivilegeEscalation": False, "seccompProfile": {"type": "RuntimeDefault"}},
                  "volumeMounts": [{"name": "filestore", "mountPath": "/bitnami/odoo"}]}

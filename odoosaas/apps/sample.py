@@ -15,6 +15,7 @@ import psycopg
 
 from odoosaas.apps import Workload, pbkdf2_sha512, write_private
 from odoosaas.drivers.k8s import specs
+from odoosaas.pg import ops
 
 SCHEMA = ("CREATE TABLE IF NOT EXISTS sample_visits (id int PRIMARY KEY, visits bigint NOT NULL);"
           "CREATE TABLE IF NOT EXISTS sample_admin (id int PRIMARY KEY, login text NOT NULL, password text NOT NULL)")
@@ -32,6 +33,9 @@ class SampleTemplate:
         config = workdir / "sample.json"
         write_private(config, json.dumps({"name": spec.subdomain, "port": port, "database": spec.database}))
         return [sys.executable, "-m", "odoosaas.apps.sample", str(config)], {"PATH": os.environ.get("PATH", "")}
+
+    def create_database(self, conn, server: dict, name: str, spec, clone: bool) -> None:
+        ops.ensure_database(conn, name, name)  # empty: the app makes its tables
 
     def initialise(self, spec, workdir: Path) -> None:
         with connect(spec.database) as conn:

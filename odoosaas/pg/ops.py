@@ -3,6 +3,7 @@
 Each tenant gets one LOGIN role and one database it owns; CONNECT is revoked from PUBLIC,
 so no other tenant's role can open it.
 """
+import contextlib
 import secrets
 
 import psycopg
@@ -36,10 +37,45 @@ def ensure_role(conn, role: str, password: str, connection_limit: int) -> None:
         sql.SQL(verb), sql.Identifier(role), sql.Literal(connection_limit), sql.Literal(password)))
 
 
+def database_exists(conn, database: str) -> bool:
+    return conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,)).fetchone() is not None
+
+
+def create_database(conn, database: str, owner: str) -> None:
+    conn.execute(sql.SQL("CREATE DATABASE {} OWNER {} ENCODING 'UTF8' TEMPLATE template0").format(
+        sql.Identifier(database), sql.Identifier(owner)))
+
+
+def clone_database(conn, template: str, database: str, owner: str) -> None:
+    """A copy of `template` (no session may be connected to it: templates refuse connections)."""
+    conn.execute(sql.SQL("CREATE DATABASE {} OWNER {} TEMPLATE {}").format(
+        sql.Identifier(database), sql.Identifier(owner), sql.Identifier(template)))
+
+
+def seal_template(conn, building: str, template: str) -> None:
+    """Make a finished database the template: no connections from now on, then its final name."""
+    conn.execute(sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS false").format(sql.Identifier(building)))
+    conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (building,))
+    conn.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}").format(sql.Identifier(building), sql.Identifier(template)))
+
+
+def lock_role(conn, role: str) -> None:
+    conn.execute(sql.SQL("ALTER ROLE {} NOLOGIN PASSWORD NULL").format(sql.Identifier(role)))
+
+
+@contextlib.contextmanager
+def advisory_lock(conn, name: str):
+    """A server-wide lock, held by this session (a crash releases it)."""
+    conn.execute("SELECT pg_advisory_lock(hashtext(%s))", (name,))
+    try:
+        yield
+    finally:
+        conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", (name,))
+
+
 def ensure_database(conn, database: str, owner: str) -> None:
-    if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,)).fetchone():
-        conn.execute(sql.SQL("CREATE DATABASE {} OWNER {} ENCODING 'UTF8' TEMPLATE template0").format(
-            sql.Identifier(database), sql.Identifier(owner)))
+    if not database_exists(conn, database):
+        create_database(conn, database, owner)
     conn.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(sql.Identifier(database)))
     conn.execute(sql.SQL("GRANT CONNECT, TEMPORARY ON DATABASE {} TO {}").format(
         sql.Identifier(database), sql.Identifier(owner)))
@@ -47,9 +83,12 @@ def ensure_database(conn, database: str, owner: str) -> None:
 
 def drop(conn, database: str, role: str) -> None:
     """Drop a tenant's database and role; missing ones are fine."""
-    conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (database,))
-    conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database)))
+    drop_database(conn, database)
     conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
+
+
+def drop_database(conn, database: str) -> None:
+    conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database)))
 
 
 def database_size(conn, database: str) -> int:

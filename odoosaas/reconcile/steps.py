@@ -62,10 +62,11 @@ def ensure_database(ctx) -> None:
     if server.managed:
         ctx.platform.driver.ensure_db_server(server, admin, ctx.spec())
         ctx.mark_server(server, "ready")
-    name = ops.names(ctx.tenant.subdomain)
-    with ops.connect({**admin, "host": server.host, "port": server.port}) as conn:
+    name, address = ops.names(ctx.tenant.subdomain), {**admin, "host": server.host, "port": server.port}
+    clone = ctx.platform.settings.driver == "local" and server.kind == "shared"  # a template pays off there
+    with ops.connect(address) as conn:
         ops.ensure_role(conn, name, ctx.secrets["db_password"], ctx.resources.connection_limit)
-        ops.ensure_database(conn, name, name)
+        apps.template(ctx.tenant.app).create_database(conn, address, name, ctx.spec(), clone)
 
 
 def ensure_runtime(ctx) -> None:
