@@ -300,3 +300,19 @@ def test_an_idle_worker_loads_no_converged_tenant(workdir, store_url):
         event.remove(Tenant, "load", count)
     assert loaded == [] and len(ids) == 30
     p.store.dispose()
+
+
+def test_a_long_step_keeps_its_lease(platform_app, owner):
+    """The heartbeat renews the leases of rows this worker drives, and only those."""
+    from datetime import timedelta
+    from odoosaas.store.models import Tenant, now
+    ids = [owner.create(name).json["tenant"]["id"] for name in ("long", "other")]
+    p = platform_app.extensions["odoosaas"]
+    worker = Worker(p)
+    assert worker.lease(Tenant, ids[0])
+    with p.store.session() as db:
+        for tenant_id in ids:
+            db.get(Tenant, tenant_id).lease_until = now() + timedelta(seconds=1)
+    worker.renew_leases()
+    assert tenant_row(platform_app, ids[0]).lease_until > now() + timedelta(seconds=50)
+    assert tenant_row(platform_app, ids[1]).lease_until < now() + timedelta(seconds=2)

@@ -58,11 +58,22 @@ class Worker:
     def run(self, stop: threading.Event) -> None:
         self.release_dead_host_leases()
         with ThreadPoolExecutor(self.threads, thread_name_prefix="reconcile") as pool:
+            renewed = time.monotonic()
             while not stop.is_set():
                 for kind, row_id in self.claim(self.threads - len(self.inflight)):
                     pool.submit(self.reconcile, kind, row_id)
+                if time.monotonic() - renewed > LEASE.total_seconds() / 4:
+                    renewed = self.renew_leases()
                 self.platform.wakeup.wait(0.1)
                 self.platform.wakeup.clear()
+
+    def renew_leases(self) -> float:
+        """A heartbeat: a step may run longer than a lease (an Odoo install), and must keep its row."""
+        for model in (Tenant, Operation):
+            with self.platform.store.session() as db:
+                db.execute(update(model).where(model.lease_owner == self.owner, model.id.in_(list(self.inflight)))
+                           .values(lease_until=now() + LEASE))
+        return time.monotonic()
 
     def run_until_idle(self, timeout: float = 60) -> None:
         """Reconcile in the calling thread until nothing is due (tests, CLI)."""
