@@ -38,6 +38,12 @@ class Settings(BaseSettings):
     rate_limit_storage: str = Field("memory://", description="Where limits count (Flask-Limiter storage URI): `memory://` "
                                     "is per process, `redis://host:6379` shares the counts between API replicas.")
     trusted_proxies: int = Field(0, description="Reverse proxies in front of the portal whose X-Forwarded-For is believed.")
+    supabase_url: str = Field("", description="Supabase Auth URL, e.g. `https://<ref>.supabase.co/auth/v1`; also the tokens' `iss`.")
+    supabase_anon_key: str = Field("", description="The project's anon (publishable) key, sent as `apikey`.")
+    supabase_service_key: str = Field("", description="The service-role key, for the admin API (`create-admin`).")
+    supabase_jwt_secret: str = Field("", description="The project's JWT secret, to check HS256 tokens.")
+    supabase_jwks_url: str = Field("", description="JWKS of asymmetric signing keys; empty: `<supabase url>/.well-known/jwks.json`.")
+    operator_emails: str = Field("", description="Supabase: comma-separated operator emails, besides `app_metadata.role` `admin`.")
     smtp_host: str = Field("", description="SMTP server for mail; empty writes `.eml` files to `<data dir>/outbox/`.")
     smtp_port: int = Field(587, description="SMTP port.")
     smtp_user: str = Field("", description="SMTP user name (STARTTLS is used when set).")
@@ -81,6 +87,8 @@ class Settings(BaseSettings):
     def _require_real_secrets(self):
         if self.env == "production" and (len(self.secret_key) < 32 or not self.database_url):
             raise ValueError("production needs ODOOSAAS_SECRET_KEY (32+ chars) and ODOOSAAS_DATABASE_URL")
+        if self.auth == "supabase" and not self.supabase_url:
+            raise ValueError("ODOOSAAS_AUTH=supabase needs ODOOSAAS_SUPABASE_URL")
         return self
 
     def resolved(self) -> "Settings":

@@ -15,6 +15,8 @@ from odoosaas import create_app
 from odoosaas.limits import limiter
 from odoosaas.pg.clusters import Cluster, free_port
 
+pytest_plugins = ["tests.supabase_env"]  # GoTrue, the SMTP sink, `accounts` on either identity provider
+
 # pytest's tmp_path lives under a 0700 folder that PostgreSQL (run as `postgres`) cannot enter.
 SCRATCH = Path(os.environ.get("ODOOSAAS_TEST_SCRATCH", tempfile.gettempdir())) / "odoosaas-tests"
 

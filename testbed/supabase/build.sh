@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Build Supabase Auth (GoTrue) from its vendored source into
+# Build Supabase Auth (GoTrue) from its source into
 #   ${ODOOSAAS_CACHE:-$HOME/.cache/odoosaas}/bin/supabase-auth
 # The Go module proxy refuses github.com/supabase/auth, so the source comes from
-# a tarball: $SUPABASE_AUTH_SRC, default ../shared/vendor/supabase-auth-2.196.0.tar.gz
-# (relative to the repository root). Idempotent: when the binary exists and its
-# stamp matches the tarball's checksum, nothing is done. The last stdout line is
-# the binary path. `build.sh --force` rebuilds anyway.
+# $SUPABASE_AUTH_SRC: a tarball (default ../shared/vendor/supabase-auth-2.196.0.tar.gz,
+# relative to the repository root) or a checkout of the v2.196.0 tag. Idempotent:
+# when the binary exists and its stamp matches the source, nothing is done. The
+# last stdout line is the binary path. `build.sh --force` rebuilds anyway.
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -19,13 +19,17 @@ STAMP="$CACHE/bin/supabase-auth.version"
 FORCE=0
 [[ "${1:-}" == "--force" ]] && FORCE=1
 
-if [[ ! -f "$SRC" ]]; then
-    echo "build.sh: Supabase Auth source missing at $SRC: git clone --branch v$VERSION https://github.com/supabase/auth and tar -czf it there (or set SUPABASE_AUTH_SRC)" >&2
+if [[ ! -e "$SRC" ]]; then
+    echo "build.sh: no Supabase Auth source at $SRC; get it with: git clone --depth 1 --branch v$VERSION https://github.com/supabase/auth and set SUPABASE_AUTH_SRC to that folder" >&2
     exit 1
 fi
 
-# The stamp ties the binary to the version and the exact tarball.
-want="v$VERSION $(sha256sum "$SRC" | cut -c1-16)"
+# The stamp ties the binary to the version and the exact source.
+if [[ -d "$SRC" ]]; then
+    want="v$VERSION $(cat "$SRC/go.mod" "$SRC/go.sum" | sha256sum | cut -c1-16)"
+else
+    want="v$VERSION $(sha256sum "$SRC" | cut -c1-16)"
+fi
 up_to_date() {
     [[ $FORCE == 0 && -x "$BIN" && -f "$STAMP" && "$(cat "$STAMP")" == "$want" ]]
 }
@@ -56,9 +60,12 @@ tmp="$(mktemp -d "$CACHE/bin/.supabase-auth.XXXXXX")"
 trap 'rm -rf "$tmp"' EXIT
 start=$SECONDS
 echo "build.sh: building supabase-auth v$VERSION (about 2 minutes from scratch)" >&2
-tar -xzf "$SRC" -C "$tmp"
-srcdir="$(dirname "$(find "$tmp" -maxdepth 2 -name go.mod | head -n1)")"
-cd "$srcdir"
+if [[ -d "$SRC" ]]; then
+    cd "$SRC"
+else
+    tar -xzf "$SRC" -C "$tmp"
+    cd "$(dirname "$(find "$tmp" -maxdepth 2 -name go.mod | head -n1)")"
+fi
 # The tarball's go.mod asks for Go 1.26.5; GOTOOLCHAIN=local never downloads another toolchain.
 CGO_ENABLED=0 GOTOOLCHAIN=local GOFLAGS="${GOFLAGS:-} -mod=readonly -buildvcs=false" \
     go build -trimpath -ldflags "-s -w -X github.com/supabase/auth/internal/utilities.Version=$VERSION" \

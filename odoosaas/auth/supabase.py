@@ -1,0 +1,172 @@
+"""Supabase Auth (GoTrue) as the identity provider: accounts, passwords, sessions and mail live there.
+
+Access tokens are checked here (the project's JWT secret or JWKS, `exp`, `aud`, `iss`); `verify_live`
+also asks GoTrue, for the calls where a deleted, banned or logged-out user must stop at once. A `users`
+row mirrors each Supabase user (id = `sub`) so tenants keep their owner. Operators are named by
+ODOOSAAS_OPERATOR_EMAILS or by `app_metadata.role` = `admin` (only the service role writes
+app_metadata), never by `user_metadata`, which users edit themselves.
+
+Password reset: GoTrue mails a link to its `/verify`, which redirects to the portal's `/reset-password`
+with a recovery session in the URL fragment; the page copies its access token into the form. So the
+`token` of a reset confirmation is that access token, or the mail's `token_hash` (for a mail template
+that links straight to the portal), which `/verify` exchanges for the session.
+"""
+import logging
+
+import httpx
+import jwt
+from sqlalchemy import update
+
+from odoosaas.errors import ApiError, Conflict, Forbidden, Invalid, Unauthenticated
+from odoosaas.store.models import User, now
+
+log = logging.getLogger(__name__)
+AUDIENCE, OPERATOR_ROLE = "authenticated", "admin"
+BAD_LINK = "This reset link is not valid or has expired."
+
+
+class RateLimited(ApiError):
+    status, code = 429, "rate_limited"
+
+
+class Unavailable(ApiError):
+    status, code = 503, "auth_unavailable"
+
+
+ENDED = (Unauthenticated, "This session has ended; please log in again.")
+TAKEN = (Conflict, "An account with this email already exists.", "email_taken")
+ERRORS = {  # GoTrue's error code -> the platform's error: class, message, code, fields
+    "invalid_credentials": (Unauthenticated, "Wrong email or password."),
+    "email_not_confirmed": (Unauthenticated, "Confirm your email address first: follow the link we mailed.",
+                            "email_not_confirmed"),
+    "user_already_exists": TAKEN, "email_exists": TAKEN,
+    "weak_password": (Invalid, "This password is too weak.", None, {"password": "too weak"}),
+    "same_password": (Invalid, "Choose a password you did not use before.", None, {"password": "same as before"}),
+    "otp_expired": (Invalid, BAD_LINK, None, {"token": "invalid or expired"}),
+    "user_banned": (Forbidden, "This account is suspended.", "user_banned"),
+    "over_request_rate_limit": (RateLimited, "Too many attempts; try again later."),
+    "over_email_send_rate_limit": (RateLimited, "Too many mails asked for; try again later."),
+    **dict.fromkeys(("refresh_token_not_found", "refresh_token_already_used", "session_not_found", "session_expired",
+                     "user_not_found", "bad_jwt", "no_authorization"), ENDED),
+}
+
+
+class SupabaseProvider:
+    def __init__(self, settings, store):
+        self.settings, self.store = settings, store
+        self.issuer = settings.supabase_url.rstrip("/")
+        self.http = httpx.Client(base_url=self.issuer, timeout=15, headers={"X-Supabase-Api-Version": "2024-01-01"})
+        self.jwks = jwt.PyJWKClient(settings.supabase_jwks_url or f"{self.issuer}/.well-known/jwks.json")
+        self.operators = {email.strip().lower() for email in settings.operator_emails.split(",") if email.strip()}
+
+    def _call(self, method: str, path: str, token: str = "", admin: bool = False, **kwargs) -> dict:
+        key = self.settings.supabase_service_key if admin else self.settings.supabase_anon_key
+        headers = {"apikey": key} if key else {}  # the gateway in front of a Supabase project wants a key
+        if token or key:
+            headers["Authorization"] = f"Bearer {token or key}"
+        try:
+            answer = self.http.request(method, path, headers=headers, **kwargs)
+        except httpx.HTTPError as exc:
+            log.warning("Supabase Auth unreachable: %s", exc)
+            raise Unavailable("Accounts are unavailable for a moment; try again shortly.") from None
+        if answer.is_success:
+            return answer.json() if answer.content else {}
+        code = answer.headers.get("x-sb-error-code", "")
+        if answer.status_code >= 500 or code not in ERRORS:
+            log.warning("Supabase Auth answered %s %r to %s %s", answer.status_code, code, method, path)
+        if answer.status_code >= 500:
+            raise Unavailable("Accounts are unavailable for a moment; try again shortly.")
+        kind, message, *details = ERRORS.get(code, (Invalid, "The account service refused this request."))
+        raise kind(message, *details)
+
+    def _claims(self, access_token: str) -> dict:
+        try:
+            if jwt.get_unverified_header(access_token).get("alg") == "HS256":
+                if not self.settings.supabase_jwt_secret:  # an empty HMAC key would let anyone sign
+                    raise jwt.InvalidKeyError("no JWT secret configured")
+                key, algorithms = self.settings.supabase_jwt_secret, ["HS256"]
+            else:
+                key, algorithms = self.jwks.get_signing_key_from_jwt(access_token).key, ["RS256", "ES256"]
+            claims = jwt.decode(access_token, key, algorithms=algorithms, audience=AUDIENCE, issuer=self.issuer,
+                                options={"require": ["exp", "sub", "aud", "iss"]})
+        except jwt.ExpiredSignatureError:
+            raise Unauthenticated("The access token has expired.") from None
+        except jwt.PyJWTError:
+            raise Unauthenticated("The access token is not valid.") from None
+        if claims.get("is_anonymous") or not claims["sub"]:
+            raise Unauthenticated("Sign up with an email address first.")
+        return claims
+
+    def _mirror(self, profile: dict, names: bool = True) -> User:
+        """The store's row of a Supabase user, brought up to date; names only from a fresh GoTrue answer
+        (`names`), not from a token's claims, which may predate a profile change."""
+        user_id, email = profile.get("id") or profile["sub"], (profile.get("email") or "").lower()
+        metadata = profile.get("user_metadata") or {}
+        with self.store.session() as db:
+            user = db.get(User, user_id)
+            if user is None:  # a deleted account's row keeps its tenants and frees the email
+                db.execute(update(User).where(User.email == email).values(email=User.id + "@replaced.invalid"))
+                user, names = User(id=user_id, created_at=now()), True
+                db.add(user)
+            user.email = email
+            user.is_admin = (profile.get("app_metadata") or {}).get("role") == OPERATOR_ROLE or email in self.operators
+            if names:
+                user.full_name, user.company = metadata.get("full_name", ""), metadata.get("company", "")
+        return user
+
+    def _session(self, answer: dict) -> dict:
+        return {"access_token": answer["access_token"], "refresh_token": answer["refresh_token"],
+                "token_type": "bearer", "expires_in": answer["expires_in"], "user": self._mirror(answer["user"])}
+
+    def signup(self, email: str, password: str, full_name: str = "") -> User:
+        answer = self._call("POST", "/signup", json={"email": email, "password": password,
+                                                     "data": {"full_name": full_name}})
+        profile = answer.get("user", answer)
+        # Not stored yet: with email confirmation on, GoTrue answers a look-alike for a taken email.
+        return User(id=profile["id"], email=email.lower(), full_name=full_name, company="", is_admin=False,
+                    created_at=now())
+
+    def login(self, email: str, password: str) -> dict:
+        return self._session(self._call("POST", "/token", params={"grant_type": "password"},
+                                        json={"email": email, "password": password}))
+
+    def refresh(self, refresh_token: str) -> dict:
+        return self._session(self._call("POST", "/token", params={"grant_type": "refresh_token"},
+                                        json={"refresh_token": refresh_token}))
+
+    def logout(self, access_token: str) -> None:
+        self._call("POST", "/logout", token=access_token, params={"scope": "local"})
+
+    def authenticate(self, access_token: str) -> User:
+        return self._mirror(self._claims(access_token), names=False)
+
+    def verify_live(self, access_token: str) -> User:
+        self._claims(access_token)
+        return self._mirror(self._call("GET", "/user", token=access_token))
+
+    def update_profile(self, access_token: str, changes: dict) -> User:
+        data = {field: value for field, value in changes.items() if value is not None}
+        return self._mirror(self._call("PUT", "/user", token=access_token, json={"data": data}))
+
+    def request_reset(self, email: str) -> None:
+        self._call("POST", "/recover", params={"redirect_to": f"{self.settings.portal_url}/reset-password"},
+                   json={"email": email})
+
+    def confirm_reset(self, token: str, password: str) -> None:
+        try:
+            if token.count(".") != 2:  # not a JWT: the mail's token_hash
+                token = self._call("POST", "/verify", json={"type": "recovery", "token_hash": token})["access_token"]
+            self._claims(token)
+            self._call("PUT", "/user", token=token, json={"password": password})
+        except Unauthenticated:
+            raise Invalid(BAD_LINK, fields={"token": "invalid or expired"}) from None
+        self._call("POST", "/logout", token=token, params={"scope": "global"})  # single use; other sessions end too
+
+    def ensure_operator(self, email: str, password: str) -> User:
+        """Through the admin API (service-role key): the account, confirmed, with this password and role."""
+        attributes = {"password": password, "email_confirm": True, "app_metadata": {"role": OPERATOR_ROLE}}
+        found = self._call("GET", "/admin/users", admin=True, params={"filter": email})["users"]
+        known = [user["id"] for user in found if user.get("email") == email.lower()]
+        if known:
+            return self._mirror(self._call("PUT", f"/admin/users/{known[0]}", admin=True, json=attributes))
+        return self._mirror(self._call("POST", "/admin/users", admin=True, json={"email": email, **attributes}))
