@@ -8,9 +8,10 @@ import pytest
 import yaml
 from lightkube import ApiError, Client, KubeConfig, codecs
 from lightkube.models.meta_v1 import ObjectMeta
+from lightkube.resources.admissionregistration_v1 import ValidatingAdmissionPolicy
 from lightkube.resources.apps_v1 import Deployment
 from lightkube.resources.batch_v1 import Job
-from lightkube.resources.core_v1 import Namespace, Pod, Secret, ServiceAccount
+from lightkube.resources.core_v1 import ConfigMap, Namespace, Pod, Secret, ServiceAccount
 
 from odoosaas.drivers.k8s import specs
 from odoosaas.drivers.k8s.driver import KubernetesDriver
@@ -39,8 +40,12 @@ def admin_client(cluster):
 
 
 @pytest.fixture(scope="module")
-def traefik(cluster, admin_client):
+def traefik_crds(admin_client):
     k8s_env.traefik_crds(admin_client)
+
+
+@pytest.fixture(scope="module")
+def traefik(cluster, traefik_crds):
     url, process = k8s_env.start_traefik(*cluster)
     yield url
     process.kill()
@@ -216,21 +221,66 @@ def service_account_kubeconfig(admin_client, cluster) -> Path:
     return path
 
 
-def test_rbac_is_enough_and_not_more(cluster, admin_client, pg_admin, workdir):
+def admission_policy_in_force(admin_client, limited, timeout=30) -> None:
+    """The policy is enforced a moment after it is made: wait until a dry run is refused."""
+    probe = Namespace(metadata=ObjectMeta(name="t-probe"))  # no platform label
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            limited.create(probe, dry_run=True)
+        except ApiError as exc:
+            assert exc.status.code == 403, exc.status.message
+            break
+        assert time.monotonic() < deadline, "the ValidatingAdmissionPolicy of deploy/rbac.yaml is not enforced"
+        time.sleep(0.2)
+    policy = admin_client.get(ValidatingAdmissionPolicy, "odoosaas-own-namespaces")
+    assert not (policy.status.typeChecking and policy.status.typeChecking.expressionWarnings)
+
+
+def test_rbac_is_enough_and_not_more(cluster, admin_client, traefik_crds, pg_admin, workdir):
     kubeconfig = service_account_kubeconfig(admin_client, cluster)
+    admin_client.create(Namespace(metadata=ObjectMeta(name="t-rex")))  # someone else's, before the platform
+    admin_client.create(ConfigMap(metadata=ObjectMeta(name="keep", namespace="t-rex"), data={"a": "b"}))
     app = k8s_app(workdir, kubeconfig, pg_admin)
     caller = Caller(app.test_client(), "rbac@example.com")
-    tenant_id = caller.create("least", app="sample").json["tenant"]["id"]
+    ids = {name: caller.create(name, app="sample").json["tenant"]["id"] for name in ("least", "rex")}
     converge(app)
-    tenant = caller.get(f"/api/v1/tenants/{tenant_id}").json["tenant"]
-    assert tenant["status"] == "running", tenant["status_detail"]
-    caller.delete(f"/api/v1/tenants/{tenant_id}")
+    least, rex = (caller.get(f"/api/v1/tenants/{ids[name]}").json["tenant"] for name in ("least", "rex"))
+    assert least["status"] == "running", least["status_detail"]
+    assert rex["status"] == "failed" and "namespace t-rex exists and was not made by this platform" in \
+        rex["status_detail"], rex["status_detail"]
+    for tenant_id in ids.values():
+        caller.delete(f"/api/v1/tenants/{tenant_id}")
     converge(app)
+    from tests.inspect import tenant_row
+    assert [tenant_row(app, i).status for i in ids.values()] == ["deleted", "deleted"]
     assert namespace_gone(admin_client, "t-least", timeout=1)
-    limited = Client(KubeConfig.from_file(kubeconfig))
+    assert admin_client.get(ConfigMap, "keep", namespace="t-rex").data == {"a": "b"}  # left intact
+    limited = Client(KubeConfig.from_file(kubeconfig), field_manager="odoosaas")
+    admission_policy_in_force(admin_client, limited)
     with pytest.raises(ApiError) as denied:
         list(limited.list(Secret, namespace="kube-system"))
     assert denied.value.status.code == 403
+    with pytest.raises(ApiError) as refused:  # binding itself the tenant role there
+        limited.apply(codecs.from_dict(specs.access("kube-system", Settings())), force=True)
+    assert refused.value.status.code == 403 and "kube-system" in refused.value.status.message
+    with pytest.raises(ApiError) as denied:
+        list(limited.list(Secret, namespace="kube-system"))
+    assert denied.value.status.code == 403
+    with pytest.raises(ApiError) as refused:  # a namespace it did not make: neither deleted...
+        limited.delete(Namespace, "t-rex")
+    assert refused.value.status.code == 403
+    adopted = specs.namespace(make_spec(), "restricted")
+    adopted["metadata"]["name"] = "t-rex"
+    with pytest.raises(ApiError) as refused:  # ...nor adopted by labelling it
+        limited.apply(codecs.from_dict(adopted), force=True)
+    assert refused.value.status.code == 403
+    assert admin_client.get(Namespace, "t-rex").metadata.labels.get("app.kubernetes.io/managed-by") is None
+    loose = specs.namespace(make_spec(), "privileged")  # nor its own with privileged pods allowed
+    loose["metadata"]["name"] = "t-loose"
+    with pytest.raises(ApiError) as refused:
+        limited.apply(codecs.from_dict(loose), force=True, dry_run=True)
+    assert refused.value.status.code == 403
     with pytest.raises(ApiError):
         list(limited.list(ServiceAccount, namespace="default"))
     assert list(limited.list(Secret, namespace="odoosaas")) is not None  # its own namespace

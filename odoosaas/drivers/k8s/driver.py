@@ -23,11 +23,13 @@ PodMetrics = create_namespaced_resource("metrics.k8s.io", "v1beta1", "PodMetrics
 FIELD_MANAGER = "odoosaas"
 
 
-def converted(call):
-    """Run a client call; turn foreign exceptions into the reconciler's two errors."""
+def converted(call, missing_ok: bool = False):
+    """Run a client call; turn foreign exceptions into the reconciler's two errors (or None: not found)."""
     try:
         return call()
     except ApiError as exc:
+        if exc.status.code == 404 and missing_ok:
+            return None
         if exc.status.code in (409, 429) or exc.status.code >= 500:
             raise TemporaryError(f"Kubernetes: {exc.status.message}", delay=2) from exc
         raise PermanentError(f"Kubernetes refused it: {exc.status.message}") from exc
@@ -68,8 +70,19 @@ class KubernetesDriver:
 
     def _tenant_namespace(self, spec, pod_security: str) -> None:
         db_host, ns = spec.database["host"], specs.namespace_name(spec.subdomain)
-        self._send(specs.namespace(spec, pod_security), specs.access(ns, self.settings), *specs.quota(spec),
-                   *specs.network_policies(spec, self.settings, db_host))
+        if self._made_here(ns) is False:
+            raise PermanentError(f"namespace {ns} exists and was not made by this platform")
+        self._send(specs.namespace(spec, pod_security), specs.access(ns, self.settings))
+        review = codecs.from_dict(specs.access_review(ns))  # RBAC sees a new RoleBinding a moment later
+        if not converted(lambda: self.client.create(review)).status.allowed:
+            raise TemporaryError(f"waiting for access to namespace {ns}", delay=0.2)
+        self._send(*specs.quota(spec), *specs.network_policies(spec, self.settings, db_host))
+
+    def _made_here(self, ns: str) -> bool | None:
+        """Whether the namespace carries the platform's label (None: there is none). One without
+        it is someone else's: never adopted, written into or deleted."""
+        found = converted(lambda: self.client.get(Namespace, ns), missing_ok=True)
+        return None if found is None else specs.MANAGED.items() <= (found.metadata.labels or {}).items()
 
     def _send(self, *objects: dict) -> None:
         for obj in objects:
@@ -95,6 +108,8 @@ class KubernetesDriver:
 
     def stop(self, tenant) -> None:
         ns = specs.namespace_name(tenant.subdomain)
+        if not self._made_here(ns):
+            return
         try:
             converted(lambda: self.client.patch(Deployment, "app", {"spec": {"replicas": 0}}, namespace=ns,
                                                 patch_type="merge"))
@@ -102,15 +117,11 @@ class KubernetesDriver:
             pass  # no Deployment: nothing runs
 
     def delete(self, tenant) -> None:
-        """Delete the namespace, then wait until the namespace controller has emptied it."""
+        """Delete the namespace if the platform made it, then wait until the namespace controller has emptied it."""
         ns = specs.namespace_name(tenant.subdomain)
-        try:
-            self.client.delete(Namespace, ns)
-        except ApiError as exc:
-            if exc.status.code == 404:
-                return
-            raise TemporaryError(f"Kubernetes: {exc.status.message}", delay=2) from exc
-        raise TemporaryError("waiting for the namespace to be removed", delay=1)
+        if self._made_here(ns):  # else gone, or someone else's: left alone
+            deleted(lambda: self.client.delete(Namespace, ns))
+            raise TemporaryError("waiting for the namespace to be removed", delay=1)
 
     def observe(self, tenant, spec) -> Observed:
         ns = specs.namespace_name(spec.subdomain)
@@ -159,8 +170,5 @@ class KubernetesDriver:
 
     def delete_db_server(self, server) -> None:
         ns = server.host.split(".")[1]
-        try:
-            self.client.delete(StatefulSet, server.name, namespace=ns)
-        except ApiError as exc:
-            if exc.status.code != 404:
-                raise TemporaryError(f"Kubernetes: {exc.status.message}", delay=2) from exc
+        if ns == self.settings.k8s_platform_namespace or self._made_here(ns):
+            deleted(lambda: self.client.delete(StatefulSet, server.name, namespace=ns))

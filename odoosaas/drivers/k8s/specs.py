@@ -35,6 +35,12 @@ def access(ns: str, settings) -> dict:
             "subjects": [{"kind": "ServiceAccount", "name": "odoosaas", "namespace": settings.k8s_platform_namespace}]}
 
 
+def access_review(ns: str) -> dict:
+    """Asks whether that RoleBinding is in force yet."""
+    return {"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
+            "spec": {"resourceAttributes": {"namespace": ns, "verb": "patch", "resource": "resourcequotas"}}}
+
+
 def quota(spec) -> list[dict]:
     """ResourceQuota and LimitRange from the tier: the app plus room for a dedicated database."""
     ns, r = namespace_name(spec.subdomain), spec.resources
