@@ -1,8 +1,7 @@
 """The dashboard in a real browser (Debian's Chromium through Playwright) against a real
 server: waitress serving the app, the reconciler in a thread, real PostgreSQL, Traefik and
-sample-app processes. A failing test leaves screenshots of its pages in test-output/."""
-import email
-import email.policy
+sample-app processes; the built-in identity provider, and for the journeys marked BOTH also
+Supabase Auth (a real GoTrue). A failing test leaves screenshots of its pages in test-output/."""
 import re
 import shutil
 import threading
@@ -19,6 +18,7 @@ from odoosaas.pg.clusters import Cluster, free_port
 from odoosaas.platform import ensure_admin
 from odoosaas.reconcile.worker import Worker
 from tests.conftest import Caller, make_app, scratch_dir
+from tests.supabase_env import mailed_link
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -26,13 +26,18 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
 OUTPUT = Path(__file__).resolve().parent.parent / "test-output"
 BUSY = ("creating", "starting", "stopping", "deleting", "migrating")
 SLOW = 120_000  # ms: a first tenant waits for initdb of the shared cluster
+# Which identity providers a test runs on (a site per provider; Supabase only for the main journeys).
+BOTH = pytest.mark.parametrize("site", ["builtin", "supabase"], indirect=True)
+BUILTIN = pytest.mark.parametrize("site", ["builtin"], indirect=True)
 
 
 @pytest.fixture(scope="module")
-def site():
-    """The platform as `odoosaas serve` runs it: web server, worker, Traefik."""
+def site(request, mail_sink):
+    """The platform as `odoosaas serve` runs it: web server, worker, Traefik; mail to the SMTP sink."""
     folder, port, edge = scratch_dir(), free_port(), free_port()
-    app = make_app(folder, traefik_port=edge, portal_url=f"http://127.0.0.1:{port}")
+    provider = request.getfixturevalue("gotrue").settings if request.param == "supabase" else {}
+    app = make_app(folder, traefik_port=edge, portal_url=f"http://127.0.0.1:{port}", smtp_host="127.0.0.1",
+                   smtp_port=mail_sink.port, **provider)
     platform = app.extensions["odoosaas"]
     assert find_traefik(platform.settings), "no Traefik binary: run testbed/traefik/build.sh"
     assert platform.driver.start_edge()
@@ -41,7 +46,7 @@ def site():
     worker.start()
     server = waitress.create_server(app, host="127.0.0.1", port=port, threads=8)
     threading.Thread(target=server.run, daemon=True).start()
-    yield SimpleNamespace(url=f"http://127.0.0.1:{port}", app=app, platform=platform, edge=edge)
+    yield SimpleNamespace(url=f"http://127.0.0.1:{port}", app=app, platform=platform, edge=edge, inbox=mail_sink)
     stop.set()
     worker.join(30)
     server.task_dispatcher.shutdown()
@@ -137,6 +142,7 @@ def watch_progress(page, timeout: float = 120) -> list[tuple[str, int, tuple]]:
     return seen
 
 
+@BOTH
 def test_customer_creates_watches_uses_stops_starts_and_deletes_an_instance(site, browse):
     page = browse()
     sign_up_and_log_in(page, site, "carol@example.com")
@@ -174,27 +180,26 @@ def test_customer_creates_watches_uses_stops_starts_and_deletes_an_instance(site
     expect(page.locator(".notice")).to_have_text("carol is being deleted.")
     expect(page.get_by_text("No instances yet.")).to_be_visible(timeout=SLOW)
 
-
-def newest_mail_to(outbox: Path, address: str):
-    for path in sorted(outbox.glob("*.eml"), reverse=True):
-        message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
-        if message["To"] == address:
-            return message
-    raise AssertionError(f"no mail to {address} in {outbox}")
+    page.get_by_role("button", name="Log out").click()
+    expect(page).to_have_url(site.url + "/")
+    page.goto(site.url + "/instances/")
+    expect(page.get_by_role("heading", name="Log in")).to_be_visible()
 
 
+@BOTH
 def test_password_reset_through_the_mailed_link(site, browse):
     Caller(site.app.test_client(), "dave@example.com", "old-password")
     page = browse()
     page.goto(site.url + "/login")
     page.get_by_role("link", name="Forgot your password?").click()
     page.get_by_label("Email").fill("dave@example.com")
+    since = len(site.inbox.messages)
     page.get_by_role("button", name="Send the link").click()
     expect(page.locator(".notice")).to_contain_text("a link to set a new password is on its way")
 
-    body = newest_mail_to(site.platform.settings.data_dir / "outbox", "dave@example.com").get_content()
-    link = re.search(r"http://\S+/reset-password\?token=\S+", body).group(0)
+    link = mailed_link(site.inbox.wait_for("dave@example.com", since))  # Supabase: GoTrue's /verify, then the portal
     page.goto(link)
+    expect(page).to_have_url(re.compile(r"/reset-password(\?token=[\w-]+)?$"))  # a session in the fragment is gone
     page.get_by_label("New password").fill("new-password")
     page.get_by_role("button", name="Save password").click()
     expect(page.locator(".notice")).to_contain_text("Your password is changed")
@@ -226,6 +231,7 @@ def table_column(page) -> list[str]:
     return page.locator("tbody tr td:first-child").all_inner_texts()
 
 
+@BUILTIN
 def test_operator_filters_searches_and_sees_the_overview(site, browse):
     client = site.app.test_client()
     erin, frank = Caller(client, "erin@example.com"), Caller(client, "frank@example.com")
@@ -273,6 +279,7 @@ def test_operator_filters_searches_and_sees_the_overview(site, browse):
     expect(page.locator("tbody")).to_contain_text("ded-erin-big-")
 
 
+@BUILTIN
 def test_nobody_reaches_another_users_instance(site, browse):
     client = site.app.test_client()
     gina = Caller(client, "gina@example.com")
