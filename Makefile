@@ -5,7 +5,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 # 1: Debian's Chromium too, for the dashboard's browser tests (`make test` sets it)
 WITH_BROWSER ?= 0
 
-.PHONY: run test system traefik k8s supabase bench
+.PHONY: run test system traefik k8s supabase bench odoo odoo-start
 
 $(STAMP): pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -26,13 +26,25 @@ k8s:
 supabase:
 	testbed/supabase/build.sh
 
-run: $(STAMP) system traefik
-	ODOOSAAS_LOCAL_FALLBACK_APP=$${ODOOSAAS_LOCAL_FALLBACK_APP-sample} $(VENV)/bin/odoosaas serve
+# Odoo 18.0 from ODOOSAAS_ODOO_SOURCE (default ../shared/vendor/odoo-18.0.tar.xz) into the cache, once.
+# `odoo-start` begins it in the background (it takes a minute), `odoo` waits for it (a lock) and
+# fails with one line when there is no source, unless ODOOSAAS_LOCAL_FALLBACK_APP is set.
+odoo-start:
+	@mkdir -p $${ODOOSAAS_CACHE:-$$HOME/.cache/odoosaas}
+	@scripts/install-odoo.sh >$${ODOOSAAS_CACHE:-$$HOME/.cache/odoosaas}/odoo-install.log 2>&1 &
+
+odoo:
+	@scripts/install-odoo.sh
+
+run: odoo-start $(STAMP) system traefik odoo
+	$(VENV)/bin/odoosaas serve
 
 test: WITH_BROWSER = 1
-test: $(STAMP) system traefik k8s supabase
+test: odoo-start $(STAMP) system traefik k8s supabase odoo
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
-bench: $(STAMP) system traefik k8s
+bench: odoo-start $(STAMP) system traefik k8s odoo
 	$(VENV)/bin/python bench/provision.py
+	$(VENV)/bin/python bench/provision.py odoo
+	$(VENV)/bin/python bench/odoo_users.py
 	$(VENV)/bin/python bench/k8s.py

@@ -41,14 +41,20 @@ identity() {   # what the stamp records: the source (size and time), the require
     "$PYTHON" -c 'import sys; print(sys.version.split()[0])'
 }
 WANT="$(identity)"
-if [[ -f "$DEST/.installed" && "$(cat "$DEST/.installed")" == "$WANT" ]]; then exit 0; fi
+installed() { [[ -f "$DEST/.installed" && "$(cat "$DEST/.installed")" == "$WANT" ]]; }
+installed && exit 0
+# One install at a time: `make` starts one in the background early and waits for it here later.
+mkdir -p "$CACHE"
+exec 9>"$CACHE/.odoo-install.lock"
+flock 9
+installed && exit 0
 
 echo "install-odoo: installing Odoo from $SOURCE into $DEST (about a minute, once)" >&2
 STAGE="$DEST.tmp.$$"
 trap 'rm -rf "$STAGE"' EXIT
 mkdir -p "$STAGE"
 if [[ -d "$SOURCE" ]]; then
-    tar -C "$SOURCE" --exclude=.git -cf - . | tar -C "$STAGE" -xf -
+    tar -C "$SOURCE" --exclude=.git --exclude=.venv --exclude=.installed -cf - . | tar -C "$STAGE" -xf -
 else
     tar -C "$STAGE" --strip-components=1 -xf "$SOURCE"
 fi
