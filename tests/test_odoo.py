@@ -256,6 +256,9 @@ def test_kubernetes_gets_the_options_the_local_runtime_proved(platform_app, pair
     assert parsed[0]["dbfilter"] == "^t_left$" and parsed[0]["list_db"] is False and parsed[0]["proxy_mode"] is True
     assert parsed[0]["limit_memory_hard"] == 1024 * 2**20 and parsed[0]["workers"] == 0
     assert workload.init["args"][-3:] == ["-i", "base,contacts", "--stop-after-init"]
+    _, local_env = odoo.TEMPLATE.local_command(spec, tmp_path, 8069)
+    k8s_env = {e["name"]: e.get("value") for e in workload.container["env"]}
+    assert odoo.process_env(spec).items() <= local_env.items() and odoo.process_env(spec).items() <= k8s_env.items()
 
 
 def test_clone_converges_after_a_crash_between_clone_and_hand_over(platform_app, owner, pair):
@@ -276,6 +279,17 @@ def test_clone_converges_after_a_crash_between_clone_and_hand_over(platform_app,
                                       (odoo.TEMPLATE_DB,)).fetchone() == (0,)
         assert uuids[0] == uuids[1]
         ops.drop(conn, "t_crashed", "t_crashed")
+
+
+def test_a_dedicated_server_gets_base_installed_straight_into_the_tenants_database(platform_app, owner):
+    app, port = platform_app
+    tenant_id = owner.create("solo", tier="premium", admin_email="solo@example.com").json["tenant"]["id"]
+    tenant = wait_for(owner, tenant_id, timeout=240)
+    assert tenant["db_server"].startswith("ded-solo-")
+    assert uid(login(port, "solo", "solo@example.com", PASSWORD)) == 2
+    with psycopg.connect(**server_admin(app, tenant_id), dbname="postgres") as conn:
+        assert not ops.database_exists(conn, odoo.TEMPLATE_DB), "one tenant per server: no template"
+    owner.delete(f"/api/v1/tenants/{tenant_id}")
 
 
 def test_stop_start_delete(platform_app, owner, pair):

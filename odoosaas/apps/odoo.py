@@ -5,9 +5,7 @@ Locally a shared PostgreSQL server gets one template database, built once by `od
 the tenant's own: every object owned by its role, a new uuid and secret, its admin.
 """
 import ast
-import configparser
 import functools
-import io
 import os
 import subprocess
 import tempfile
@@ -60,17 +58,23 @@ def options(spec) -> dict[str, str]:
             "limit_time_cpu": "60", "limit_time_real": str(max(120, 120_000 // tier.cpu_millicores))}
 
 
+def process_env(spec) -> dict[str, str]:
+    """Odoo's environment on every runtime: two malloc arenas (a 64 MB one per thread would eat the
+    address-space cap Odoo sets from `limit_memory_hard`), and request threads bounded by the
+    connection pool, so a flood waits instead of failing with PoolError. Not Odoo's own `auto` (half
+    the pool): each open websocket (one per browser) holds a thread, and half would starve at 7."""
+    values = options(spec)
+    threads = int(values["db_maxconn"]) - int(values["max_cron_threads"]) - 1
+    return {"MALLOC_ARENA_MAX": "2", "ODOO_MAX_HTTP_THREADS": str(max(2, threads))}
+
+
 def as_args(values: dict[str, str]) -> list[str]:
     return [FLAGS.get(key, "--" + key.replace("_", "-")) + ("" if value in ("True", "False") else f"={value}")
             for key, value in values.items()]
 
 
 def write_config(path: Path, values: dict) -> Path:
-    parser = configparser.ConfigParser(interpolation=None)
-    parser["options"] = values
-    text = io.StringIO()
-    parser.write(text)
-    write_private(path, text.getvalue())
+    write_private(path, "[options]\n" + "".join(f"{key} = {value}\n" for key, value in values.items()))
     return path
 
 
@@ -96,7 +100,9 @@ class OdooTemplate:
         """A clone of the server's template made the tenant's own (`clone`: a shared local server);
         else an empty database that `initialise` (or the Kubernetes init Job) fills."""
         if clone and not ops.database_exists(conn, name):
-            ensure_template(conn, server)
+            with ops.advisory_lock(conn, TEMPLATE_DB):  # two tenants on a new server: one builds, both clone
+                if not ops.database_exists(conn, TEMPLATE_DB):
+                    build_template(conn, server)
             ops.clone_database(conn, TEMPLATE_DB, name, name)
         ops.ensure_database(conn, name, name)
         if clone:
@@ -104,8 +110,7 @@ class OdooTemplate:
 
     def local_command(self, spec, workdir: Path, port: int) -> tuple[list[str], dict]:
         config = local_config(spec, workdir / "odoo.conf", workdir / "filestore", port)
-        # few malloc arenas: each thread's 64 MB arena would count against the RLIMIT_AS cap
-        return [*command(), "-c", str(config)], {"PATH": os.environ.get("PATH", ""), "MALLOC_ARENA_MAX": "2"}
+        return [*command(), "-c", str(config)], {"PATH": os.environ.get("PATH", ""), **process_env(spec)}
 
     def initialise(self, spec, workdir: Path) -> None:
         """Install what the database lacks: the requested apps (and `base` in an empty database)."""
@@ -155,18 +160,9 @@ class OdooTemplate:
         return bitnami(spec, settings) if settings.k8s_odoo_flavour == "bitnami" else official(spec, settings)
 
 
-def ensure_template(conn, server: dict) -> None:
-    """The server's template database; an advisory lock keeps two tenants from both building it."""
-    if ops.database_exists(conn, TEMPLATE_DB):
-        return
-    with ops.advisory_lock(conn, TEMPLATE_DB):
-        if not ops.database_exists(conn, TEMPLATE_DB):
-            build_template(conn, server)
-
-
 def build_template(conn, server: dict) -> None:
-    """`-i base` into a scratch database as the template role, which may log in only meanwhile;
-    the database is renamed into place when complete, so a crash leaves no half template."""
+    """`-i base` into a scratch database as the template role, which may log in only meanwhile, and
+    its files into the database; renamed into place when complete, so a crash leaves no half template."""
     building, password = f"{TEMPLATE_DB}_build", ops.new_password()
     ops.drop_database(conn, building)
     ops.ensure_role(conn, TEMPLATE_DB, password, 5)
@@ -177,18 +173,12 @@ def build_template(conn, server: dict) -> None:
         values = {**db_options({**server, "user": TEMPLATE_DB, "password": password}), "db_name": building,
                   "data_dir": scratch, "without_demo": "all"}
         run(write_config(Path(scratch) / "odoo.conf", values), "-i", "base")
-        with ops.connect(server, building) as inside:
-            files_into_database(inside, Path(scratch) / "filestore" / building)
-    ops.lock_role(conn, TEMPLATE_DB)
-    ops.seal_template(conn, building, TEMPLATE_DB)
-
-
-def files_into_database(conn, filestore: Path) -> None:
-    """The template's attachments (logo, flags, icons) move into the database, so every clone has them."""
-    stored = conn.execute("SELECT id, store_fname FROM ir_attachment WHERE store_fname IS NOT NULL").fetchall()
-    for row_id, name in stored:
-        conn.execute("UPDATE ir_attachment SET db_datas = %s, store_fname = NULL WHERE id = %s",
-                     ((filestore / name).read_bytes(), row_id))
+        with ops.connect(server, building) as inside:  # its files (logo, flags, icons) into the database
+            for row_id, name in inside.execute("SELECT id, store_fname FROM ir_attachment "
+                                               "WHERE store_fname IS NOT NULL").fetchall():
+                inside.execute("UPDATE ir_attachment SET db_datas = %s, store_fname = NULL WHERE id = %s",
+                               ((Path(scratch) / "filestore" / building / name).read_bytes(), row_id))
+    ops.seal_template(conn, building, TEMPLATE_DB, TEMPLATE_DB)
 
 
 def make_own(server: dict, name: str, spec) -> None:
@@ -208,19 +198,15 @@ def make_own(server: dict, name: str, spec) -> None:
 
 
 @functools.cache
-def apps_in(addons: Path) -> tuple[dict, ...]:
+def available_apps(configured: str = "") -> tuple[dict, ...]:
+    """The apps (manifest `application: True`) the installed Odoo offers; none without an install."""
     found = []
-    for manifest in sorted(addons.glob("*/__manifest__.py")):
+    for manifest in sorted((odoo_bin(configured).parent / "addons").glob("*/__manifest__.py")):
         data = ast.literal_eval(manifest.read_text())
         if data.get("application") and data.get("installable", True):
             found.append({"name": manifest.parent.name, "title": data.get("name", ""),
                           "summary": data.get("summary", ""), "category": data.get("category", "")})
     return tuple(found)
-
-
-def available_apps(configured: str = "") -> list[dict]:
-    """The apps (manifest `application: True`) the installed Odoo offers; none without an install."""
-    return list(apps_in(odoo_bin(configured).parent / "addons"))
 
 
 def validate_modules(names: list[str], configured: str = "") -> list[str]:
@@ -241,7 +227,8 @@ def official(spec, settings) -> Workload:
     HOST/PORT/USER/PASSWORD; it runs as the non-root `odoo` user, whose uid the pod must name."""
     db, uid = spec.database, settings.k8s_odoo_uid
     env = [{"name": "HOST", "value": db["host"]}, {"name": "PORT", "value": str(db["port"])},
-           {"name": "USER", "value": db["user"]}, secret_env("PASSWORD", "db-password")]
+           {"name": "USER", "value": db["user"]}, secret_env("PASSWORD", "db-password")] + [
+        {"name": name, "value": value} for name, value in process_env(spec).items()]
     args = as_args(options(spec))
     container = {"name": "odoo", "image": settings.k8s_odoo_image, "env": env, "args": args,
                  "securityContext": specs.restricted(uid),

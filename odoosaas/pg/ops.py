@@ -52,15 +52,13 @@ def clone_database(conn, template: str, database: str, owner: str) -> None:
         sql.Identifier(database), sql.Identifier(owner), sql.Identifier(template)))
 
 
-def seal_template(conn, building: str, template: str) -> None:
-    """Make a finished database the template: no connections from now on, then its final name."""
+def seal_template(conn, building: str, template: str, role: str) -> None:
+    """Make a finished database the template: its role may no longer log in, no connections from now
+    on, then its final name."""
+    conn.execute(sql.SQL("ALTER ROLE {} NOLOGIN PASSWORD NULL").format(sql.Identifier(role)))
     conn.execute(sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS false").format(sql.Identifier(building)))
     conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (building,))
     conn.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}").format(sql.Identifier(building), sql.Identifier(template)))
-
-
-def lock_role(conn, role: str) -> None:
-    conn.execute(sql.SQL("ALTER ROLE {} NOLOGIN PASSWORD NULL").format(sql.Identifier(role)))
 
 
 @contextlib.contextmanager
