@@ -12,9 +12,8 @@ limiter = Limiter(key_func=get_remote_address, default_limits=[])
 
 
 def init_app(app) -> None:
-    settings = app.extensions["odoosaas"].settings
-    if settings.trusted_proxies:
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies, x_proto=settings.trusted_proxies)
+    settings = app.extensions["odoosaas"].settings  # 0 trusted proxies: ProxyFix believes no header
+    app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies, x_proto=settings.trusted_proxies)
     app.config["RATELIMIT_STORAGE_URI"] = settings.rate_limit_storage
     limiter.init_app(app)
 

@@ -109,7 +109,8 @@ def sign_up_and_log_in(page, site, email: str, password: str = "correct-horse"):
 
 
 def fill_instance_form(page, subdomain: str):
-    page.get_by_role("link", name="Create instance").click()
+    with page.expect_navigation():  # until `load`: htmx, a deferred script, listens only from then on
+        page.get_by_role("link", name="Create instance").click()
     page.get_by_label("Subdomain").fill("ab")
     expect(page.locator("#subdomain-msg")).to_have_text("ab must be 3 to 30 characters")
     page.get_by_label("Subdomain").fill(subdomain)

@@ -1,23 +1,19 @@
-"""Identity providers: the built-in one (default) and Supabase Auth share these verbs.
+"""Identity providers: the built-in one (default) and Supabase Auth (`auth/supabase.py`).
+
+Both have these verbs, and raise the API's errors (odoosaas/errors.py):
+- `signup(email, password, full_name) -> User`; `login(email, password)` and `refresh(refresh_token)`
+  -> `{access_token, refresh_token, token_type, expires_in, user}`; `logout(access_token)`;
+- `request_reset(email)`: mail a reset link if the account exists (the worker calls it);
+  `confirm_reset(token, password)`: set the password, end the user's sessions;
+- `authenticate(access_token) -> User`: a check of the token here, for reads;
+  `verify_live(access_token) -> User`: also asks the provider (not banned, deleted or logged out),
+  for calls that change something;
+- `update_profile(access_token, {full_name, company}) -> User`;
+  `ensure_operator(email, password) -> User`: `create-admin` and `ODOOSAAS_ADMIN_EMAIL`.
 
 Users always have a row in the store, so tenants keep an owner whatever the provider.
 """
-from typing import Protocol
-
 from odoosaas.store.models import User
-
-
-class IdentityProvider(Protocol):
-    def signup(self, email: str, password: str, full_name: str) -> User: ...
-    def login(self, email: str, password: str) -> dict: ...
-    def refresh(self, refresh_token: str) -> dict: ...
-    def logout(self, access_token: str) -> None: ...
-    def request_reset(self, email: str) -> None: ...
-    def confirm_reset(self, token: str, password: str) -> None: ...
-    def authenticate(self, access_token: str) -> User: ...
-    def verify_live(self, access_token: str) -> User: ...  # authenticate, and ask the provider: not banned, not logged out
-    def update_profile(self, access_token: str, changes: dict) -> User: ...
-    def ensure_operator(self, email: str, password: str) -> User: ...
 
 
 def public_user(user: User) -> dict:
@@ -25,7 +21,7 @@ def public_user(user: User) -> dict:
             "is_admin": user.is_admin, "created_at": user.created_at.isoformat()}
 
 
-def make_provider(settings, store, mailer) -> IdentityProvider:
+def make_provider(settings, store, mailer):
     if settings.auth == "supabase":
         from odoosaas.auth.supabase import SupabaseProvider
         return SupabaseProvider(settings, store)

@@ -4,7 +4,6 @@ rotating refresh tokens whose reuse revokes the whole family.
 A refresh token's successor is derived from it (HMAC with a key from the secret key), so a second
 tab refreshing the same token within the grace gets the very token the first one got: no schema
 change, and the store still keeps only hashes."""
-import base64
 import functools
 import hashlib
 import hmac
@@ -87,8 +86,8 @@ class BuiltinProvider:
                     and secrets.compare_digest(family.previous_hash, digest(refresh_token)))
 
     def _successor(self, refresh_token: str) -> str:
-        mac = hmac.digest(self.chain_key, refresh_token.encode(), "sha256")
-        return f"{refresh_token.partition('.')[0]}.{base64.urlsafe_b64encode(mac).decode().rstrip('=')}"
+        mac = hmac.new(self.chain_key, refresh_token.encode(), "sha256").hexdigest()
+        return f"{refresh_token.partition('.')[0]}.{mac}"
 
     def _issue(self, user: User, family_id: str, refresh_token: str) -> dict:
         ttl = self.settings.access_token_ttl

@@ -16,6 +16,7 @@ import logging
 import httpx
 import jwt
 from sqlalchemy import update
+from werkzeug.exceptions import TooManyRequests
 
 from odoosaas.errors import ApiError, Conflict, Forbidden, Invalid, Unauthenticated
 from odoosaas.store.models import User, now
@@ -25,29 +26,21 @@ AUDIENCE, OPERATOR_ROLE = "authenticated", "admin"
 BAD_LINK = "This reset link is not valid or has expired."
 
 
-class RateLimited(ApiError):
-    status, code = 429, "rate_limited"
-
-
 class Unavailable(ApiError):
     status, code = 503, "auth_unavailable"
 
 
-ENDED = (Unauthenticated, "This session has ended; please log in again.")
-TAKEN = (Conflict, "An account with this email already exists.", "email_taken")
 ERRORS = {  # GoTrue's error code -> the platform's error: class, message, code, fields
     "invalid_credentials": (Unauthenticated, "Wrong email or password."),
-    "email_not_confirmed": (Unauthenticated, "Confirm your email address first: follow the link we mailed.",
-                            "email_not_confirmed"),
-    "user_already_exists": TAKEN, "email_exists": TAKEN,
+    "email_not_confirmed": (Unauthenticated, "First follow the link we mailed you.", "email_not_confirmed"),
+    **dict.fromkeys(("user_already_exists", "email_exists"),
+                    (Conflict, "An account with this email already exists.", "email_taken")),
     "weak_password": (Invalid, "This password is too weak.", None, {"password": "too weak"}),
-    "same_password": (Invalid, "Choose a password you did not use before.", None, {"password": "same as before"}),
     "otp_expired": (Invalid, BAD_LINK, None, {"token": "invalid or expired"}),
     "user_banned": (Forbidden, "This account is suspended.", "user_banned"),
-    "over_request_rate_limit": (RateLimited, "Too many attempts; try again later."),
-    "over_email_send_rate_limit": (RateLimited, "Too many mails asked for; try again later."),
+    **dict.fromkeys(("over_request_rate_limit", "over_email_send_rate_limit"), (TooManyRequests, "Too many attempts.")),
     **dict.fromkeys(("refresh_token_not_found", "refresh_token_already_used", "session_not_found", "session_expired",
-                     "user_not_found", "bad_jwt", "no_authorization"), ENDED),
+                     "user_not_found", "bad_jwt", "no_authorization"), (Unauthenticated, "Your session has ended.")),
 }
 
 
@@ -68,15 +61,15 @@ class SupabaseProvider:
             answer = self.http.request(method, path, headers=headers, **kwargs)
         except httpx.HTTPError as exc:
             log.warning("Supabase Auth unreachable: %s", exc)
-            raise Unavailable("Accounts are unavailable for a moment; try again shortly.") from None
+            raise Unavailable("Accounts are unavailable for a moment.") from None
         if answer.is_success:
             return answer.json() if answer.content else {}
         code = answer.headers.get("x-sb-error-code", "")
-        if answer.status_code >= 500 or code not in ERRORS:
+        if code not in ERRORS:
             log.warning("Supabase Auth answered %s %r to %s %s", answer.status_code, code, method, path)
-        if answer.status_code >= 500:
-            raise Unavailable("Accounts are unavailable for a moment; try again shortly.")
-        kind, message, *details = ERRORS.get(code, (Invalid, "The account service refused this request."))
+        unknown = (Unavailable, "Accounts are unavailable for a moment.") if answer.status_code >= 500 else (
+            Invalid, "The account service refused this request.")
+        kind, message, *details = ERRORS.get(code, unknown)
         raise kind(message, *details)
 
     def _claims(self, access_token: str) -> dict:
@@ -115,16 +108,15 @@ class SupabaseProvider:
         return user
 
     def _session(self, answer: dict) -> dict:
-        return {"access_token": answer["access_token"], "refresh_token": answer["refresh_token"],
-                "token_type": "bearer", "expires_in": answer["expires_in"], "user": self._mirror(answer["user"])}
+        fields = ("access_token", "refresh_token", "expires_in")
+        return {**{name: answer[name] for name in fields}, "token_type": "bearer", "user": self._mirror(answer["user"])}
 
     def signup(self, email: str, password: str, full_name: str = "") -> User:
-        answer = self._call("POST", "/signup", json={"email": email, "password": password,
-                                                     "data": {"full_name": full_name}})
-        profile = answer.get("user", answer)
+        profile = {"email": email, "password": password, "data": {"full_name": full_name}}
+        answer = self._call("POST", "/signup", json=profile)
         # Not stored yet: with email confirmation on, GoTrue answers a look-alike for a taken email.
-        return User(id=profile["id"], email=email.lower(), full_name=full_name, company="", is_admin=False,
-                    created_at=now())
+        return User(id=answer.get("user", answer)["id"], email=email.lower(), full_name=full_name, company="",
+                    is_admin=False, created_at=now())
 
     def login(self, email: str, password: str) -> dict:
         return self._session(self._call("POST", "/token", params={"grant_type": "password"},
@@ -166,7 +158,6 @@ class SupabaseProvider:
         """Through the admin API (service-role key): the account, confirmed, with this password and role."""
         attributes = {"password": password, "email_confirm": True, "app_metadata": {"role": OPERATOR_ROLE}}
         found = self._call("GET", "/admin/users", admin=True, params={"filter": email})["users"]
-        known = [user["id"] for user in found if user.get("email") == email.lower()]
-        if known:
-            return self._mirror(self._call("PUT", f"/admin/users/{known[0]}", admin=True, json=attributes))
-        return self._mirror(self._call("POST", "/admin/users", admin=True, json={"email": email, **attributes}))
+        known = next((user["id"] for user in found if user.get("email") == email.lower()), None)
+        return self._mirror(self._call("PUT", f"/admin/users/{known}", admin=True, json=attributes) if known else
+                            self._call("POST", "/admin/users", admin=True, json={"email": email, **attributes}))

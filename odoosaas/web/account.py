@@ -14,9 +14,14 @@ def landing():
     return redirect(url_for("web.instances.index")) if g.user else render_template("landing.html")
 
 
-@bp.get("/signup")
-def signup_form():
-    return render_template("signup.html", errors={}, form={})
+def show_form(template: str):
+    """A page's form, empty but for what its link brings (`/login?email=`, `/reset-password?token=`)."""
+    return render_template(template, errors={}, form=request.args)
+
+
+for name, path in (("signup", "/signup"), ("login", "/login"), ("forgot", "/forgot-password"),
+                   ("reset", "/reset-password"), ("profile", "/profile")):
+    bp.add_url_rule(path, f"{name}_form", show_form, defaults={"template": f"{name}.html"})
 
 
 @bp.post("/signup")
@@ -27,11 +32,6 @@ def signup():
         flash("Your account is ready: log in.")
         return redirect(url_for(".login", email=body.email))
     return submit(Signup, fields(), create, "signup.html")
-
-
-@bp.get("/login")
-def login_form():
-    return render_template("login.html", errors={}, form=request.args)
 
 
 @bp.post("/login")
@@ -61,11 +61,6 @@ def logout():
     return redirect(url_for(".landing"))
 
 
-@bp.get("/forgot-password")
-def forgot_form():
-    return render_template("forgot.html", errors={}, form={})
-
-
 @bp.post("/forgot-password")
 @rate_limited("reset", per_account=True)
 def forgot():
@@ -76,11 +71,6 @@ def forgot():
     return submit(ResetRequest, fields(), send, "forgot.html")
 
 
-@bp.get("/reset-password")
-def reset_form():
-    return render_template("reset.html", errors={}, form=request.args)
-
-
 @bp.post("/reset-password")
 @rate_limited("reset-confirm")
 def reset():
@@ -89,11 +79,6 @@ def reset():
         flash("Your password is changed: log in with the new one.")
         return redirect(url_for(".login"))
     return submit(ResetConfirm, fields(), confirm, "reset.html")
-
-
-@bp.get("/profile")
-def profile_form():
-    return render_template("profile.html", errors={}, form={})
 
 
 @bp.post("/profile")
