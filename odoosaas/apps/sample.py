@@ -15,7 +15,6 @@ import psycopg
 
 from odoosaas.apps import Workload, pbkdf2_sha512, write_private
 from odoosaas.drivers.k8s import specs
-from odoosaas.pg import ops
 
 SCHEMA = ("CREATE TABLE IF NOT EXISTS sample_visits (id int PRIMARY KEY, visits bigint NOT NULL);"
           "CREATE TABLE IF NOT EXISTS sample_admin (id int PRIMARY KEY, login text NOT NULL, password text NOT NULL)")
@@ -35,6 +34,7 @@ class SampleTemplate:
         return [sys.executable, "-m", "odoosaas.apps.sample", str(config)], {"PATH": os.environ.get("PATH", "")}
 
     def create_database(self, conn, server: dict, name: str, spec, clone: bool) -> None:
+        from odoosaas.pg import ops  # here: the app's own process stays small (tiny tiers run it)
         ops.ensure_database(conn, name, name)  # empty: the app makes its tables
 
     def initialise(self, spec, workdir: Path) -> None:
