@@ -93,6 +93,7 @@ class Settings(BaseSettings):
         """Fill the derived defaults (store URL, generated key) from the data dir."""
         self.data_dir = self.data_dir.resolve()
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.data_dir.chmod(0o711)  # private, yet the `postgres` account may pass through to its clusters
         if not self.database_url:
             self.database_url = f"sqlite:///{self.data_dir / 'odoosaas.db'}"
         if not self.secret_key:

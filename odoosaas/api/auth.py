@@ -5,6 +5,7 @@ from odoosaas.api import BEARER, bearer_token, current_user, platform
 from odoosaas.api.schemas import Login, Profile, Refresh, ResetConfirm, ResetRequest, Signup
 from odoosaas.auth import public_user
 from odoosaas.limits import rate_limited
+from odoosaas.reconcile import operations
 
 bp = APIBlueprint("auth", __name__, url_prefix="/api/v1", abp_tags=[Tag(name="auth")])
 
@@ -40,7 +41,7 @@ def logout():
 @bp.post("/auth/password-reset")
 @rate_limited("reset", per_account=True)
 def password_reset(body: ResetRequest):
-    platform().auth.request_reset(body.email)
+    operations.enqueue(platform(), "password_reset", params={"email": body.email})  # mailed by the worker
     return {}, 202
 
 

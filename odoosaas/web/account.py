@@ -4,6 +4,7 @@ from flask import Blueprint, flash, g, redirect, render_template, request, sessi
 from odoosaas.api.schemas import Login, Profile, ResetConfirm, ResetRequest, Signup
 from odoosaas.errors import Unauthenticated
 from odoosaas.limits import rate_limited
+from odoosaas.reconcile import operations
 from odoosaas.web.pages import fields, keep_tokens, platform, submit
 
 bp = Blueprint("account", __name__)
@@ -65,7 +66,7 @@ def logout():
 @rate_limited("reset", per_account=True)
 def forgot():
     def send(body: ResetRequest):
-        platform().auth.request_reset(body.email)
+        operations.enqueue(platform(), "password_reset", params={"email": body.email})  # mailed by the worker
         flash("If an account uses this address, a link to set a new password is on its way.")
         return redirect(url_for(".login"))
     return submit(ResetRequest, fields(), send, "forgot.html")
