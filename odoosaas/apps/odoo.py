@@ -218,17 +218,18 @@ def validate_modules(names: list[str], configured: str = "") -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def secret_env(name: str, key: str) -> dict:
-    return {"name": name, "valueFrom": {"secretKeyRef": {"name": "tenant", "key": key}}}
+def env_list(values: dict[str, str], secrets: dict[str, str]) -> list[dict]:
+    """Container env: plain values, then variables read from the tenant's Secret (name -> key)."""
+    return [{"name": name, "value": value} for name, value in values.items()] + [
+        {"name": name, "valueFrom": {"secretKeyRef": {"name": "tenant", "key": key}}} for name, key in secrets.items()]
 
 
 def official(spec, settings) -> Workload:
     """The official image with the options the local runtime uses: its entrypoint reads
     HOST/PORT/USER/PASSWORD; it runs as the non-root `odoo` user, whose uid the pod must name."""
     db, uid = spec.database, settings.k8s_odoo_uid
-    env = [{"name": "HOST", "value": db["host"]}, {"name": "PORT", "value": str(db["port"])},
-           {"name": "USER", "value": db["user"]}, secret_env("PASSWORD", "db-password")] + [
-        {"name": name, "value": value} for name, value in process_env(spec).items()]
+    env = env_list({"HOST": db["host"], "PORT": str(db["port"]), "USER": db["user"], **process_env(spec)},
+                   {"PASSWORD": "db-password"})
     args = as_args(options(spec))
     container = {"name": "odoo", "image": settings.k8s_odoo_image, "env": env, "args": args,
                  "securityContext": specs.restricted(uid),
@@ -241,12 +242,11 @@ def official(spec, settings) -> Workload:
 def bitnami(spec, settings) -> Workload:
     """Bitnami's conventions: it starts as root and drops to `odoo`, so Pod Security `baseline`."""
     db = spec.database
-    values = {"HOST": db["host"], "PORT_NUMBER": str(db["port"]), "NAME": db["dbname"], "USER": db["user"]}
-    env = [{"name": f"ODOO_DATABASE_{key}", "value": value} for key, value in values.items()] + [
-        {"name": name, "value": value} for name, value in (
-            ("ODOO_EMAIL", spec.admin_email), ("ODOO_SKIP_MODULES_UPDATE", "yes"), ("ODOO_LOAD_DEMO_DATA", "no"),
-            ("ODOO_LIST_DB", "no"), ("ODOO_DATABASE_FILTER", f"^{db['dbname']}$"))] + [
-        secret_env("ODOO_DATABASE_PASSWORD", "db-password"), secret_env("ODOO_PASSWORD", "admin-password")]
+    values = {"DATABASE_HOST": db["host"], "DATABASE_PORT_NUMBER": str(db["port"]), "DATABASE_NAME": db["dbname"],
+              "DATABASE_USER": db["user"], "DATABASE_FILTER": f"^{db['dbname']}$", "EMAIL": spec.admin_email,
+              "SKIP_MODULES_UPDATE": "yes", "LOAD_DEMO_DATA": "no", "LIST_DB": "no"}
+    env = env_list({f"ODOO_{key}": value for key, value in values.items()},
+                   {"ODOO_DATABASE_PASSWORD": "db-password", "ODOO_PASSWORD": "admin-password"})
     container = {"name": "odoo", "image": settings.k8s_odoo_image, "env": env,
                  "securityContext": {"allowPrivilegeEscalation": False, "seccompProfile": {"type": "RuntimeDefault"}},
                  "volumeMounts": [{"name": "filestore", "mountPath": "/bitnami/odoo"}]}
