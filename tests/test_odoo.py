@@ -213,17 +213,26 @@ def test_owner_sets_a_new_admin_password_through_the_api(platform_app, owner, pa
     wait_for(owner, tenant_id)
 
 
-def test_a_module_installed_beside_the_running_server_is_picked_up(platform_app, pair):
+def test_an_app_installed_later_beside_the_running_server_is_picked_up(platform_app, owner, pair):
+    """POST /tenants/{id}/modules: an operation runs `odoo-bin -i` beside the server, which reloads."""
     app, port = platform_app
     tenant_id = pair["right"]["id"]
     session = login(port, "right", "right@example.com", PASSWORD)
     assert "error" in call(port, "right", session, "calendar.event", "search_count", [])
-    workdir = app.extensions["odoosaas"].settings.data_dir / "apps" / tenant_id
-    odoo.TEMPLATE.install_modules(spec_of(app, tenant_id), workdir, ["calendar"])
+    response = owner.post(f"/api/v1/tenants/{tenant_id}/modules", json={"names": ["calendar"]})
+    assert response.status_code == 202, response.json
+    operation_id, deadline = response.json["operation"]["id"], time.monotonic() + 120
+    while time.monotonic() < deadline:
+        operation = next(o for o in owner.get(f"/api/v1/tenants/{tenant_id}/operations").json["items"]
+                         if o["id"] == operation_id)
+        if operation["status"] in ("done", "failed"):
+            break
+        time.sleep(0.2)
+    assert operation["status"] == "done", operation["error"]
     assert call(port, "right", session, "calendar.event", "search_count", []) == {
         "jsonrpc": "2.0", "id": None, "result": 0}, "the running registry reloaded on the database's signal"
-    states = {m["name"]: m["state"] for m in odoo.TEMPLATE.installed_modules(spec_of(app, tenant_id))}
-    assert states["calendar"] == "installed"
+    states = {m["name"]: m["state"] for m in owner.get(f"/api/v1/tenants/{tenant_id}/modules").json["items"]}
+    assert states["calendar"] == "installed" and states["crm"] == "uninstalled"
 
 
 def test_catalogue_and_unknown_modules(platform_app, owner):
