@@ -201,9 +201,9 @@ def test_bitnami_flavour_runs_under_baseline(cluster, admin_client):
 
 
 def service_account_kubeconfig(admin_client, cluster) -> Path:
-    """Apply deploy/rbac.yaml and write a kubeconfig with its ServiceAccount's token."""
+    """Apply deploy/base/rbac.yaml and write a kubeconfig with its ServiceAccount's token."""
     admin_client.apply(Namespace(metadata=ObjectMeta(name="odoosaas")), force=True)
-    for obj in codecs.load_all_yaml((ROOT / "deploy" / "rbac.yaml").read_text()):
+    for obj in codecs.load_all_yaml((ROOT / "deploy" / "base" / "rbac.yaml").read_text()):
         if obj.kind in ("ServiceAccount", "RoleBinding"):
             obj.metadata.namespace = "odoosaas"
         admin_client.apply(obj, force=True)
@@ -231,7 +231,7 @@ def admission_policy_in_force(admin_client, limited, timeout=30) -> None:
         except ApiError as exc:
             assert exc.status.code == 403, exc.status.message
             break
-        assert time.monotonic() < deadline, "the ValidatingAdmissionPolicy of deploy/rbac.yaml is not enforced"
+        assert time.monotonic() < deadline, "the ValidatingAdmissionPolicy of deploy/base/rbac.yaml is not enforced"
         time.sleep(0.2)
     policy = admin_client.get(ValidatingAdmissionPolicy, "odoosaas-own-namespaces")
     assert not (policy.status.typeChecking and policy.status.typeChecking.expressionWarnings)
