@@ -6,6 +6,7 @@ environment (Kubernetes), and the reconciler asks it to set the admin credential
 import base64
 import hashlib
 import os
+import re
 from dataclasses import dataclass, field
 
 from odoosaas.errors import Conflict, Invalid
@@ -72,6 +73,11 @@ def check_modules(app: str, names: list[str], settings) -> list[str]:
     if app != "odoo":
         raise Invalid("Only Odoo instances have modules.", fields={"modules": f"must be empty for the {app} app"})
     from odoosaas.apps import odoo
+    if settings.driver == "kubernetes" and not odoo.available_apps(settings.odoo_bin):
+        # no Odoo tree beside the control plane: the image knows its apps, and its init Job installs them
+        if not all(re.fullmatch(r"[a-z][a-z0-9_]{0,63}", name) for name in names):
+            raise Invalid("Module names are lowercase technical names.", fields={"modules": "e.g. crm, sale_management"})
+        return list(dict.fromkeys(names))
     return odoo.validate_modules(names, settings.odoo_bin)
 
 

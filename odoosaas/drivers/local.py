@@ -1,10 +1,15 @@
 """The local driver: PostgreSQL clusters under `<data dir>/pg/`, apps as supervised child
-processes, and one Traefik dynamic-configuration file per tenant when Traefik is present."""
+processes, and one Traefik dynamic-configuration file per tenant when Traefik is present.
+
+Several workers may share a data dir (tests do): an app runs under the worker that last applied it
+(the others let go), clusters change under a file lock, and the last worker to stop stops them."""
 import contextlib
+import fcntl
 import os
 import shutil
 import socket
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -13,7 +18,8 @@ import psutil
 from odoosaas import apps
 from odoosaas.drivers import Observed
 from odoosaas.drivers.supervisor import Supervised, marked
-from odoosaas.pg.clusters import Cluster, free_port
+from odoosaas.errors import PermanentError, TemporaryError
+from odoosaas.pg.clusters import Cluster, free_port, pg_bin, unreachable
 
 
 def find_traefik(settings) -> str:
@@ -22,6 +28,20 @@ def find_traefik(settings) -> str:
         if candidate and os.access(candidate, os.X_OK):
             return candidate
     return ""
+
+
+def each(action, items: list) -> None:
+    """`action` on every item at once; waits for all."""
+    with ThreadPoolExecutor(max(1, len(items))) as pool:
+        list(pool.map(action, items))
+
+
+@contextlib.contextmanager
+def locked(path: Path):
+    """Held by one thread of one process at a time."""
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
 
 
 def listener(port: int) -> int | None:
@@ -39,9 +59,20 @@ class LocalDriver:
         self.node = socket.gethostname()
         self.apps: dict[str, Supervised] = {}
         self.lock = threading.Lock()
-        self.cluster_lock = threading.Lock()
         self.traefik = find_traefik(settings) if settings.traefik_port else ""
         self.edge: Supervised | None = None
+        self.presence = None  # a shared lock on the data dir while this worker runs
+        self.closed = False
+
+    def start(self) -> None:
+        """Before a worker runs: refuse a data dir the clusters' account cannot reach, and say we are here."""
+        pg_bin("initdb")
+        if blocked := unreachable(self.root):
+            raise PermanentError(f"PostgreSQL runs as the postgres account, which cannot enter {blocked} on the way "
+                                 f"to {self.root}: set ODOOSAAS_DATA_DIR to a folder it can reach (e.g. "
+                                 f"/var/lib/odoosaas), or let it through with `chmod o+x {blocked}`.")
+        self.presence = open(self.root / "workers.lock", "a")
+        fcntl.flock(self.presence, fcntl.LOCK_SH)
 
     def ping(self) -> None:
         if not os.access(self.root, os.W_OK):
@@ -59,7 +90,9 @@ class LocalDriver:
             probe.settimeout(0.5)
             if probe.connect_ex(("127.0.0.1", server.port)) == 0:
                 return
-        with self.cluster_lock:  # two tenants placed on a new server at once must not both initdb it
+        with locked(self.root / "clusters.lock"):  # two tenants placed on a new server must not both initdb it
+            if self.closed:
+                raise TemporaryError("the platform is stopping", delay=1)
             Cluster(self.root / "pg" / server.name).ensure(server.port, admin["user"], admin["password"])
 
     def delete_db_server(self, server) -> None:
@@ -83,22 +116,24 @@ class LocalDriver:
         workdir.mkdir(parents=True, exist_ok=True, mode=0o700)
         template = apps.template(spec.app)
         template.initialise(spec, workdir)
-        if tenant.id in self.apps:
+        app = self.apps.get(tenant.id)
+        if app and app.thread.is_alive() and app.claimed():
             return
         port = self._port(tenant)
         if listener(port) not in (None, *marked(tenant.id)):  # someone else took it while we were stopped
             port = self._port(tenant, fresh=True)
+        argv, env = template.local_command(spec, workdir, port)
+        (self.root / "logs").mkdir(exist_ok=True)
+        app = Supervised(tenant.id, argv, env, self.root / "logs" / f"{tenant.subdomain}.log",
+                         spec.resources.memory_mb, workdir / "supervisor")
         with self.lock:
-            if tenant.id in self.apps:
-                return
-            argv, env = template.local_command(spec, workdir, port)
-            (self.root / "logs").mkdir(exist_ok=True)
-            app = Supervised(tenant.id, argv, env, self.root / "logs" / f"{tenant.subdomain}.log",
-                             spec.resources.memory_mb)
+            if self.closed:
+                raise TemporaryError("the platform is stopping", delay=1)
             app.start()
             self.apps[tenant.id] = app
 
     def stop(self, tenant) -> None:
+        (self.workdir(tenant) / "supervisor").unlink(missing_ok=True)  # whoever runs it (another worker) lets go
         with self.lock:
             app = self.apps.pop(tenant.id, None)
         if app:
@@ -172,13 +207,28 @@ class LocalDriver:
                 "--providers.providersThrottleDuration=100ms",  # new tenants routable in ~0.1 s, not 2 s
                 "--global.checkNewVersion=false", "--global.sendAnonymousUsage=false"]
         (self.root / "logs").mkdir(exist_ok=True)
-        self.edge = Supervised("traefik", argv, {}, self.root / "logs" / "traefik.log", 2048)
+        # one edge per data dir: its mark must not match another platform's (or test's) Traefik
+        self.edge = Supervised(f"traefik:{self.root}", argv, {}, self.root / "logs" / "traefik.log", 2048,
+                               self.root / "traefik.supervisor")
         self.edge.start()
         return True
 
     def close(self) -> None:
-        """Stop what this process supervises (tests, shutdown); clusters keep running."""
-        for app in list(self.apps.values()) + ([self.edge] if self.edge else []):
-            app.stop()
-        self.apps.clear()
-        self.edge = None
+        """Stop what the local runtime started, in order: the apps (at once), Traefik, then the clusters,
+        unless another worker still runs on this data dir. Nothing starts afterwards."""
+        with self.lock:
+            self.closed, apps, self.apps = True, list(self.apps.values()), {}
+        each(Supervised.stop, apps)
+        if self.edge:
+            self.edge.stop()
+        with locked(self.root / "clusters.lock"):
+            if self.last_out():
+                each(Cluster.stop, [Cluster(folder) for folder in (self.root / "pg").glob("*")])
+
+    def last_out(self) -> bool:
+        try:
+            if self.presence:
+                fcntl.flock(self.presence, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            return False

@@ -7,7 +7,7 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from odoosaas import apps
-from odoosaas.errors import Conflict, Invalid, NotFound
+from odoosaas.errors import Conflict, Invalid, NotFound, TemporaryError
 from odoosaas.reconcile import operations
 from odoosaas.store.models import Event, Operation, Tenant, User, now
 from odoosaas.tenants import rules
@@ -131,8 +131,8 @@ def installed_modules(platform, user: User, tenant_id: str) -> list[dict]:
         return []
     try:
         return apps.template("odoo").installed_modules(Context(platform, tenant).spec())
-    except psycopg.Error:
-        raise Conflict("The instance's database is not ready yet.", "invalid_state") from None
+    except (psycopg.Error, TemporaryError):
+        raise Conflict("The instance's database is not reachable now.", "invalid_state") from None
 
 
 def operations_of(db, user: User, tenant_id: str) -> list[Operation]:
