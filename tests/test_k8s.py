@@ -1,17 +1,20 @@
 """The Kubernetes driver against a real API server, scheduler and controller manager with
 kwok nodes (testbed/k8s), or any cluster named by ODOOSAAS_TEST_KUBECONFIG."""
 import collections
+import shutil
 import time
 from pathlib import Path
 
 import pytest
 import yaml
 from lightkube import ApiError, Client, KubeConfig, codecs
+from lightkube.generic_resource import create_namespaced_resource
+from lightkube.models.core_v1 import Container, PodSpec
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.admissionregistration_v1 import ValidatingAdmissionPolicy
 from lightkube.resources.apps_v1 import Deployment
 from lightkube.resources.batch_v1 import Job
-from lightkube.resources.core_v1 import ConfigMap, Namespace, Pod, Secret, ServiceAccount
+from lightkube.resources.core_v1 import ConfigMap, Namespace, Pod, Secret, Service, ServiceAccount
 
 from odoosaas.drivers.k8s import specs
 from odoosaas.drivers.k8s.driver import KubernetesDriver
@@ -24,6 +27,7 @@ from tests.conftest import Caller, make_app, scratch_dir
 from tests.test_k8s_specs import make_spec
 
 ROOT = Path(__file__).resolve().parents[1]
+IngressRoute = create_namespaced_resource("traefik.io", "v1alpha1", "IngressRoute", "ingressroutes")
 
 
 @pytest.fixture(scope="module")
@@ -335,3 +339,78 @@ def test_dedicated_postgres_is_accepted_and_becomes_ready(cluster, admin_client)
     with pytest.raises(TemporaryError):
         driver.delete(SimpleNamespace(subdomain="vault"))
     assert namespace_gone(admin_client, "t-vault")
+
+
+
+def test_a_release_moves_through_the_overlays_and_back(cluster, admin_client, traefik_crds, workdir):
+    """deploy/'s overlays rendered by kustomize and applied as the README's Releases say: a new tag to staging,
+    the same tag to production (over the same names here: one testbed), then production back to the previous
+    tag. Each is admitted: the pods pass Pod Security `restricted` and become ready with the overlay's image,
+    replicas, resources, settings and portal host."""
+    tree = workdir / "deploy"
+    shutil.copytree(ROOT / "deploy", tree)
+    previous = set_tag(tree / "overlays" / "production", "0.2.0")
+    set_tag(tree / "overlays" / "staging", "0.2.0")
+    loose = Pod(metadata=ObjectMeta(name="loose", namespace="odoosaas"),
+                spec=PodSpec(containers=[Container(name="c", image="busybox")]))
+    try:
+        for overlay, tag, replicas, host in (("staging", "0.2.0", 1, "portal.staging.example.com"),
+                                             ("production", "0.2.0", 3, "portal.example.com"),
+                                             ("production", previous, 3, "portal.example.com")):
+            set_tag(tree / "overlays" / overlay, tag)
+            rendered = release(admin_client, tree / "overlays" / overlay)
+            assert_released(admin_client, rendered, f"localhost:32000/odoosaas:{tag}", replicas, host)
+            with pytest.raises(ApiError) as refused:  # Pod Security is enforced there: a pod without it is not
+                admin_client.create(loose, dry_run=True)
+            assert refused.value.status.code == 403 and "restricted" in refused.value.status.message
+    finally:
+        for kind, name in ((Deployment, "api"), (Deployment, "worker"), (Service, "api"), (IngressRoute, "portal")):
+            admin_client.delete(kind, name, namespace="odoosaas")
+
+
+def set_tag(overlay: Path, tag: str) -> str:
+    """What a release commits: the overlay's `newTag`. Returns the one it replaces."""
+    config = yaml.safe_load((overlay / "kustomization.yaml").read_text())
+    before, config["images"][0]["newTag"] = config["images"][0]["newTag"], tag
+    (overlay / "kustomization.yaml").write_text(yaml.safe_dump(config))
+    return before
+
+
+def release(admin_client, overlay: Path) -> dict:
+    """`kubectl apply -k <overlay>`, with the Secret the README has you create first."""
+    objects = list(codecs.load_all_yaml(k8s_env.kustomize_build(overlay)))
+    for obj in objects:
+        admin_client.apply(obj, field_manager="odoosaas-release", force=True)
+        if obj.kind == "Namespace":
+            admin_client.apply(Secret(metadata=ObjectMeta(name="odoosaas-secrets", namespace="odoosaas"),
+                                      stringData={"ODOOSAAS_SECRET_KEY": "k" * 48}),
+                               field_manager="odoosaas-release", force=True)
+    return {(obj.kind, obj.metadata.name): obj for obj in objects}
+
+
+def assert_released(admin_client, rendered: dict, image: str, replicas: int, host: str) -> None:
+    settings = next(obj for (kind, _), obj in rendered.items() if kind == "ConfigMap")
+    assert settings.data["ODOOSAAS_K8S_PLATFORM_IMAGE"] == image  # tenants' sample apps run the same release
+    assert settings.data["ODOOSAAS_PORTAL_URL"] == f"https://{host}"
+    assert settings.data["ODOOSAAS_BASE_DOMAIN"] == host.removeprefix("portal.")
+    route = admin_client.get(IngressRoute, "portal", namespace="odoosaas")
+    assert route.spec["routes"][0]["match"] == f"Host(`{host}`)"
+    for name, wanted in (("api", replicas), ("worker", 1)):
+        eventually(lambda: rolled_out(admin_client, name, wanted, image), timeout=60,
+                   what=f"{name}: {wanted} ready pods of {image}")
+        limits = rendered["Deployment", name].spec.template.spec.containers[0].resources.limits
+        pods = [p for p in admin_client.list(Pod, namespace="odoosaas", labels={"app.kubernetes.io/component": name})
+                if p.metadata.deletionTimestamp is None]
+        assert len(pods) == wanted
+        assert {(p.spec.containers[0].image, p.spec.containers[0].resources.limits["memory"]) for p in pods} == \
+            {(image, limits["memory"])}
+        assert {e.configMapRef.name for p in pods for e in p.spec.containers[0].envFrom if e.configMapRef} == \
+            {settings.metadata.name}  # a new release's settings reach the pods: the ConfigMap's name changes
+
+
+def rolled_out(admin_client, name: str, replicas: int, image: str) -> bool:
+    deployment = admin_client.get(Deployment, name, namespace="odoosaas")
+    status = deployment.status
+    return (deployment.spec.replicas == replicas and deployment.spec.template.spec.containers[0].image == image
+            and status.observedGeneration == deployment.metadata.generation and status.updatedReplicas == replicas
+            and status.readyReplicas == replicas and (status.replicas or 0) == replicas)
