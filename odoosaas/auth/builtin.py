@@ -8,6 +8,7 @@ import functools
 import hashlib
 import hmac
 import secrets
+import threading
 from datetime import timedelta
 
 import jwt
@@ -26,10 +27,24 @@ def digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+class Hasher(PasswordHasher):
+    """One argon2 hash at a time per process: each holds 64 MiB (the library's RFC 9106 defaults; mmapped, so
+    given back after), and 8 logins at once took the API to 620 MB resident, over its pod's limit (bench/scale.py)."""
+    slots = threading.BoundedSemaphore(1)
+
+    def hash(self, password, **kwargs) -> str:
+        with self.slots:
+            return super().hash(password, **kwargs)
+
+    def verify(self, hash, password) -> bool:
+        with self.slots:
+            return super().verify(hash, password)
+
+
 class BuiltinProvider:
     def __init__(self, settings, store, mailer):
         self.settings, self.store, self.mailer = settings, store, mailer
-        self.hasher = PasswordHasher()
+        self.hasher = Hasher()
         self.jwt_key = hashlib.sha256(b"odoosaas-jwt:" + settings.secret_key.encode()).hexdigest()
         self.chain_key = hashlib.sha256(b"odoosaas-refresh:" + settings.secret_key.encode()).digest()
 
