@@ -1,9 +1,9 @@
 """The control plane's web application: API, pages, error rendering."""
 import logging
 
-from flask import request
+from flask import make_response, request
 from flask_openapi3 import Info, OpenAPI
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from odoosaas import api, limits, platform as platform_module, web
 from odoosaas.api import ops
@@ -20,7 +20,7 @@ def create_app(overrides: dict | None = None, platform=None):
     settings = platform.settings
     app = OpenAPI(__name__, info=Info(title="Odoo SaaS platform", version="1"), doc_prefix="/api",
                   doc_url="/openapi.json", validation_error_status=400,
-                  validation_error_callback=api.validation_failed,
+                  validation_error_callback=api.validation_failed, validation_error_model=api.Error,
                   security_schemes={"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}})
     app.config.update(SECRET_KEY=settings.secret_key, MAX_CONTENT_LENGTH=settings.max_body_bytes)
     app.extensions["odoosaas"] = platform
@@ -44,11 +44,11 @@ def no_framing(response):
 
 
 def render_error(exc):
-    if not request.path.startswith(JSON_PATHS):
-        return web.error_page(exc)
-    if isinstance(exc, ApiError):
-        return api.handle_api_error(exc)
-    return api.handle_http_error(exc)
+    page = not request.path.startswith(JSON_PATHS)
+    response = make_response(web.error_page(exc) if page else api.handle_error(exc))
+    if isinstance(exc, MethodNotAllowed):  # RFC 9110: a 405 names the methods the resource has
+        response.headers["Allow"] = ", ".join(exc.valid_methods or ())
+    return response
 
 
 def render_unexpected(exc):

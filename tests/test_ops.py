@@ -52,6 +52,21 @@ def test_openapi_describes_every_route(client):
     assert documented_routes() - later <= served
 
 
+def test_openapi_declares_errors_as_the_envelope(client):
+    """Each operation declares a success and its errors, all as API.md's envelope (tests/test_openapi.py
+    has Schemathesis check that these are all the statuses the API answers)."""
+    doc = client.get("/api/openapi.json").json
+    assert doc["components"]["schemas"]["Error"]["properties"]["error"]["$ref"].endswith("/ErrorDetail")
+    for path, item in doc["paths"].items():
+        for method, operation in item.items():
+            statuses = {int(status): answer for status, answer in operation["responses"].items()}
+            assert any(200 <= status < 300 for status in statuses), (method, path)
+            assert 401 in statuses or not operation.get("security"), (method, path)
+            for status, answer in statuses.items():
+                if status >= 400 and path != "/readyz":
+                    assert answer["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Error"}
+
+
 def test_every_setting_is_documented():
     readme = (ROOT / "README.md").read_text()
     for name, field in Settings.model_fields.items():

@@ -3,12 +3,23 @@ from flask import current_app, g, jsonify, make_response, request
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 
+from odoosaas.api.schemas import Error
 from odoosaas.errors import ApiError, Forbidden, Unauthenticated
 
 BEARER = [{"bearer": []}]
 PUBLIC = ("/api/v1/auth/", "/api/v1/subdomains/")
 HTTP_CODES = {400: "invalid", 401: "unauthenticated", 404: "not_found", 405: "method_not_allowed",
               413: "too_large", 415: "unsupported_media_type", 429: "rate_limited"}
+
+
+def fails(*statuses: int) -> dict:
+    """OpenAPI responses: each of these statuses, and 400, answers with the error envelope (a route that
+    declares no 400 gets flask-openapi3's validation-error array)."""
+    return {status: Error for status in (400, *statuses)}
+
+
+BODY = fails(413, 415)  # a JSON body: malformed or invalid (400), too large, not JSON
+SIGNED_IN = fails(401, 403, 503)  # no or bad token; Supabase: the account is suspended, or unreachable
 
 
 def platform():
@@ -62,11 +73,9 @@ def require_json():
     return None
 
 
-def handle_api_error(exc: ApiError):
-    return error_response(exc.status, exc.code, exc.message, exc.fields)
-
-
-def handle_http_error(exc: HTTPException):
+def handle_error(exc: ApiError | HTTPException):
+    if isinstance(exc, ApiError):
+        return error_response(exc.status, exc.code, exc.message, exc.fields)
     return error_response(exc.code or 500, HTTP_CODES.get(exc.code, "error"), exc.description or exc.name)
 
 

@@ -5,23 +5,24 @@ from flask import Response, g, request
 from flask_openapi3 import APIBlueprint, Tag
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from odoosaas.api import platform
+from odoosaas.api import fails, platform
+from odoosaas.api.schemas import Health
 from odoosaas.store.models import Tenant
 from odoosaas.tenants import fleet
 
-bp = APIBlueprint("ops", __name__, abp_tags=[Tag(name="operations")])
+bp = APIBlueprint("ops", __name__, abp_tags=[Tag(name="operations")], abp_responses=fails())
 registry = CollectorRegistry()
 REQUESTS = Counter("odoosaas_http_requests", "HTTP requests", ["method", "endpoint", "status"], registry=registry)
 LATENCY = Histogram("odoosaas_http_request_seconds", "HTTP request latency", ["endpoint"], registry=registry)
 TENANTS = Gauge("odoosaas_tenants", "Tenants by status", ["status"], registry=registry)
 
 
-@bp.get("/healthz")
+@bp.get("/healthz", responses={200: Health})
 def healthz():
     return {"status": "ok"}
 
 
-@bp.get("/readyz")
+@bp.get("/readyz", responses={200: Health, 503: Health})
 def readyz():
     problems = {}
     for name, check in (("store", platform().store.ping), ("driver", platform().driver.ping)):
@@ -32,7 +33,7 @@ def readyz():
     return ({"status": "ok"}, 200) if not problems else ({"status": "unavailable", "failing": problems}, 503)
 
 
-@bp.get("/metrics")
+@bp.get("/metrics", responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}})
 def metrics():
     with platform().store.session() as db:
         TENANTS.clear()

@@ -1,25 +1,36 @@
-"""Request bodies and parameters; pydantic names the bad field, the API renders the envelope."""
-from typing import Literal
+"""Request bodies and parameters (pydantic names the bad field, the API renders the envelope), and the
+answers' shapes for the OpenAPI document."""
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
+from email_validator import SPECIAL_USE_DOMAIN_NAMES
+from pydantic import BaseModel, BeforeValidator, ConfigDict, EmailStr, Field, StrictBool, create_model, field_validator
 
+from odoosaas import apps
 from odoosaas.tenants import rules
 
 Password = Field(min_length=8, max_length=200)
+# EmailStr refuses the special-use domains (.test, .local...) that the "email" format allows: say so, in any case
+SPECIAL_USE = "|".join("".join(f"[{c}{c.upper()}]" for c in name) for name in SPECIAL_USE_DOMAIN_NAMES)
+Email = Annotated[EmailStr, Field(json_schema_extra={"not": {"pattern": f"[@.]({SPECIAL_USE})$"}})]
+# rules.subdomain_problem as JSON Schema, whose regex dialects need not know lookahead (tests/test_openapi.py)
+SUBDOMAIN = {"minLength": 3, "maxLength": 30, "pattern": "^[a-z](-?[a-z0-9])*$",
+             "not": {"enum": sorted(rules.RESERVED)}}
+# A JSON number (or the dashboard's text), never true or false (None fails as "should be a valid number")
+Number = Annotated[float, BeforeValidator(lambda value: None if isinstance(value, bool) else value)]
 
 
 class Body(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid")  # kept as sent: a password's spaces are part of it
 
 
 class Signup(Body):
-    email: EmailStr
+    email: Email
     password: str = Password
     full_name: str = Field("", max_length=200)
 
 
 class Login(Body):
-    email: EmailStr
+    email: Email
     password: str = Field(min_length=1, max_length=200)
 
 
@@ -28,7 +39,7 @@ class Refresh(Body):
 
 
 class ResetRequest(Body):
-    email: EmailStr
+    email: Email
 
 
 class ResetConfirm(Body):
@@ -42,14 +53,14 @@ class Profile(Body):
 
 
 class TenantRequest(Body):
-    subdomain: str
-    admin_email: EmailStr
+    subdomain: str = Field(json_schema_extra=SUBDOMAIN)
+    admin_email: Email
     admin_password: str = Password
     tier: Literal["basic", "standard", "premium", "enterprise"] = "basic"
-    app: str = "odoo"
+    app: str = Field("odoo", json_schema_extra={"enum": list(apps.KNOWN)})
     compliance: list[Literal["hipaa", "sox", "pci-dss"]] = []
-    high_performance: bool = False
-    expected_data_gb: float = Field(0, ge=0, le=100_000)
+    high_performance: StrictBool = False  # JSON's true, not 1 or "yes"
+    expected_data_gb: Number = Field(0, ge=0, le=100_000)
     modules: list[str] = Field([], max_length=50)
 
     @field_validator("subdomain")
@@ -82,3 +93,21 @@ class AdminFilter(BaseModel):
     db_strategy: str = ""
     tier: str = ""
     q: str = Field("", max_length=100)
+
+
+def answer(model_name: str, /, **fields) -> type[BaseModel]:
+    """A body's model: a JSON object with these members (success bodies may add more: clients ignore the rest)."""
+    return create_model(model_name, **{field: (kind, ...) for field, kind in fields.items()})
+
+
+# Every error, on every route (API.md); `fields` (validation only): which field is wrong and why.
+ErrorDetail = create_model("ErrorDetail", code=(str, ...), message=(str, ...), fields=(dict[str, str], {}))
+Error = answer("Error", error=ErrorDetail)
+UserAnswer, TenantAnswer, OperationAnswer = (answer(f"{key.title()}Answer", **{key: dict})
+                                             for key in ("user", "tenant", "operation"))
+Items = answer("Items", items=list[dict])
+Tokens = answer("Tokens", access_token=str, refresh_token=str, token_type=str, expires_in=int, user=dict)
+Availability = answer("Availability", name=str, available=bool, reason=str)
+Health = answer("Health", status=str)
+Overview = answer("Overview", tenants_by_status=dict, tenants_by_strategy=dict, tenants_by_tier=dict, nodes=list,
+                  db_servers=list)

@@ -1,55 +1,58 @@
 """The caller's own instances (TM-1..8)."""
 from flask_openapi3 import APIBlueprint, Tag
 
-from odoosaas.api import BEARER, current_user, platform
-from odoosaas.api.schemas import AdminPassword, ModuleNames, SubdomainPath, TenantPath, TenantRequest
+from odoosaas.api import BEARER, BODY, SIGNED_IN, current_user, fails, platform
+from odoosaas.api.schemas import (AdminPassword, Availability, Items, ModuleNames, OperationAnswer, SubdomainPath,
+                                  TenantAnswer, TenantPath, TenantRequest)
 from odoosaas.apps import odoo
 from odoosaas.reconcile import operations
 from odoosaas.tenants import service
 
 bp = APIBlueprint("tenants", __name__, url_prefix="/api/v1", abp_tags=[Tag(name="tenants")])
+MINE = {**SIGNED_IN, **fails(404)}  # an unknown id, or another user's instance
+CHANGE = {202: TenantAnswer, **BODY, **MINE, **fails(409)}  # 409: not in this status
 
 
-@bp.get("/subdomains/<name>")
+@bp.get("/subdomains/<name>", responses={200: Availability, **fails(404)})  # 404: a name with "/"
 def subdomain(path: SubdomainPath):
     with platform().store.session() as db:
         return service.subdomain_availability(db, path.name)
 
 
-@bp.get("/apps/odoo/modules", security=BEARER)
+@bp.get("/apps/odoo/modules", security=BEARER, responses={200: Items, **SIGNED_IN})
 def odoo_modules():
     """The Odoo apps an instance may ask for (signed-in users: only they create instances)."""
     return {"items": odoo.available_apps(platform().settings.odoo_bin)}
 
 
-@bp.post("/tenants", security=BEARER)
+@bp.post("/tenants", security=BEARER, responses={202: TenantAnswer, **BODY, **SIGNED_IN, **fails(409)})
 def create(body: TenantRequest):
     return {"tenant": service.public(service.create(platform(), current_user(), body))}, 202
 
 
-@bp.get("/tenants", security=BEARER)
+@bp.get("/tenants", security=BEARER, responses={200: Items, **SIGNED_IN})
 def list_tenants():
     with platform().store.session() as db:
         return {"items": [service.public(t) for t in service.list_owned(db, current_user())]}
 
 
-@bp.get("/tenants/<tenant_id>", security=BEARER)
+@bp.get("/tenants/<tenant_id>", security=BEARER, responses={200: TenantAnswer, **MINE})
 def read(path: TenantPath):
     with platform().store.session() as db:
         return {"tenant": service.public(service.owned(db, current_user(), path.tenant_id))}
 
 
-@bp.delete("/tenants/<tenant_id>", security=BEARER)
+@bp.delete("/tenants/<tenant_id>", security=BEARER, responses=CHANGE)
 def delete(path: TenantPath):
     return change(path, "delete")
 
 
-@bp.post("/tenants/<tenant_id>/stop", security=BEARER)
+@bp.post("/tenants/<tenant_id>/stop", security=BEARER, responses=CHANGE)
 def stop(path: TenantPath):
     return change(path, "stop")
 
 
-@bp.post("/tenants/<tenant_id>/start", security=BEARER)
+@bp.post("/tenants/<tenant_id>/start", security=BEARER, responses=CHANGE)
 def start(path: TenantPath):
     return change(path, "start")
 
@@ -58,24 +61,24 @@ def change(path: TenantPath, action: str):
     return {"tenant": service.public(service.change(platform(), current_user(), path.tenant_id, action))}, 202
 
 
-@bp.post("/tenants/<tenant_id>/admin-password", security=BEARER)
+@bp.post("/tenants/<tenant_id>/admin-password", security=BEARER, responses=CHANGE)
 def admin_password(path: TenantPath, body: AdminPassword):
     tenant = service.set_admin_password(platform(), current_user(), path.tenant_id, body.password)
     return {"tenant": service.public(tenant)}, 202
 
 
-@bp.get("/tenants/<tenant_id>/operations", security=BEARER)
+@bp.get("/tenants/<tenant_id>/operations", security=BEARER, responses={200: Items, **MINE})
 def list_operations(path: TenantPath):
     with platform().store.session() as db:
         return {"items": [operations.public(o) for o in service.operations_of(db, current_user(), path.tenant_id)]}
 
 
-@bp.get("/tenants/<tenant_id>/modules", security=BEARER)
+@bp.get("/tenants/<tenant_id>/modules", security=BEARER, responses={200: Items, **MINE, **fails(409)})
 def list_modules(path: TenantPath):
     return {"items": service.installed_modules(platform(), current_user(), path.tenant_id)}
 
 
-@bp.post("/tenants/<tenant_id>/modules", security=BEARER)
+@bp.post("/tenants/<tenant_id>/modules", security=BEARER, responses={**CHANGE, 202: OperationAnswer})
 def install_modules(path: TenantPath, body: ModuleNames):
     operation = service.install_modules(platform(), current_user(), path.tenant_id, body.names)
     return {"operation": operations.public(operation)}, 202
