@@ -1,5 +1,4 @@
 """Command line: `odoosaas serve | worker | create-admin | tenants | db upgrade | add-db-server`."""
-import contextlib
 import logging
 import os
 import signal
@@ -11,7 +10,7 @@ from flask.cli import FlaskGroup, with_appcontext
 from flask import current_app
 
 from odoosaas import create_app
-from odoosaas.errors import ApiError, TemporaryError
+from odoosaas.errors import ApiError, PermanentError, TemporaryError
 from odoosaas.platform import ensure_admin
 
 
@@ -25,9 +24,16 @@ def main():
     logging.basicConfig(level=os.environ.get("ODOOSAAS_LOG_LEVEL", "INFO"),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per health poll otherwise
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # TERM ends like Ctrl-C, at any moment
 
 
-def start_up(p) -> None:
+def start_up(p, runtime: bool = False) -> None:
+    """Refuse at once, in one line, a runtime that could not run tenants; migrate; make the admin."""
+    try:
+        if runtime and hasattr(p.driver, "start"):
+            p.driver.start()
+    except PermanentError as exc:
+        raise click.ClickException(str(exc)) from None
     p.store.upgrade()
     if p.settings.admin_email and p.settings.admin_password:
         ensure_admin(p, p.settings.admin_email, p.settings.admin_password)
@@ -39,34 +45,32 @@ def serve():
     """Migrate, then serve the API and dashboard (and the worker, unless ODOOSAAS_WORKER=false)."""
     import waitress
     p = platform()
-    start_up(p)
+    start_up(p, runtime=p.settings.worker)
     server = waitress.create_server(current_app._get_current_object(), host=p.settings.bind, port=p.settings.port,
                                     threads=8)  # bind first: a second copy must fail before it starts a worker
-    if p.settings.worker:
-        start_worker(p)
+    worker = start_worker(p) if p.settings.worker else threading.Event()
     click.echo(f"Serving on http://{p.settings.bind}:{p.settings.port}")
-    with stopping_children(p):
-        server.run()
+    run_until_stopped(p, worker, server.run)
 
 
-@contextlib.contextmanager
-def stopping_children(p):
-    """On TERM or Ctrl-C, stop the app processes this process supervises (clusters keep running)."""
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+def run_until_stopped(p, worker: threading.Event, run) -> None:
+    """On TERM or Ctrl-C: no new passes, stop what the runtime started, and leave at once. A pass still
+    in flight is abandoned as a crash's would be: the next start releases its lease and redoes it."""
     try:
-        yield
-    except KeyboardInterrupt:
+        run()
+    except (KeyboardInterrupt, SystemExit):
         pass
     finally:
-        if hasattr(p.driver, "close"):
-            p.driver.close()
+        worker.set()
+        getattr(p.driver, "close", lambda: None)()
+    os._exit(0)
 
 
 def start_worker(p) -> threading.Event:
     from odoosaas.reconcile.worker import Worker
-    stop = threading.Event()
     if hasattr(p.driver, "start_edge") and p.driver.start_edge():
         click.echo(f"Traefik routes *.{p.settings.base_domain} on port {p.settings.traefik_port}")
+    stop = threading.Event()
     threading.Thread(target=Worker(p).run, args=(stop,), name="worker", daemon=True).start()
     return stop
 
@@ -76,10 +80,8 @@ def start_worker(p) -> threading.Event:
 def worker():
     """Run only the reconciler (production runs it apart from the web processes)."""
     p = platform()
-    start_up(p)
-    start_worker(p)
-    with stopping_children(p):
-        threading.Event().wait()
+    start_up(p, runtime=True)
+    run_until_stopped(p, start_worker(p), threading.Event().wait)
 
 
 @main.command("create-admin")

@@ -61,16 +61,16 @@ class LocalDriver:
         self.lock = threading.Lock()
         self.traefik = find_traefik(settings) if settings.traefik_port else ""
         self.edge: Supervised | None = None
+        (self.root / "logs").mkdir(exist_ok=True)
         self.presence = None  # a shared lock on the data dir while this worker runs
         self.closed = False
 
     def start(self) -> None:
         """Before a worker runs: refuse a data dir the clusters' account cannot reach, and say we are here."""
-        pg_bin("initdb")
+        pg_bin("initdb")  # or say how to install it
         if blocked := unreachable(self.root):
-            raise PermanentError(f"PostgreSQL runs as the postgres account, which cannot enter {blocked} on the way "
-                                 f"to {self.root}: set ODOOSAAS_DATA_DIR to a folder it can reach (e.g. "
-                                 f"/var/lib/odoosaas), or let it through with `chmod o+x {blocked}`.")
+            raise PermanentError(f"PostgreSQL's account (postgres) cannot enter {blocked}, so not {self.root}: set "
+                                 f"ODOOSAAS_DATA_DIR to a folder it can reach, or run `chmod o+x {blocked}`.")
         self.presence = open(self.root / "workers.lock", "a")
         fcntl.flock(self.presence, fcntl.LOCK_SH)
 
@@ -123,7 +123,6 @@ class LocalDriver:
         if listener(port) not in (None, *marked(tenant.id)):  # someone else took it while we were stopped
             port = self._port(tenant, fresh=True)
         argv, env = template.local_command(spec, workdir, port)
-        (self.root / "logs").mkdir(exist_ok=True)
         app = Supervised(tenant.id, argv, env, self.root / "logs" / f"{tenant.subdomain}.log",
                          spec.resources.memory_mb, workdir / "supervisor")
         with self.lock:
@@ -180,11 +179,10 @@ class LocalDriver:
             host = f"{tenant.subdomain}.{self.settings.base_domain}"
             checks.append((f"http://127.0.0.1:{self.settings.traefik_port}{health}", {"Host": host}))
         for url, headers in checks:
-            try:
-                if httpx.get(url, headers=headers, timeout=2).status_code != 200:
-                    return Observed(False, detail="the app is starting")
-            except httpx.HTTPError:
-                return Observed(False, detail="the app is starting")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(url, headers=headers, timeout=2).status_code == 200:
+                    continue
+            return Observed(False, detail="the app is starting")
         return Observed(True, node=self.node)
 
     def usage(self, tenant) -> dict:
@@ -206,7 +204,6 @@ class LocalDriver:
                 f"--providers.file.directory={folder}", "--providers.file.watch=true", "--log.level=WARN",
                 "--providers.providersThrottleDuration=100ms",  # new tenants routable in ~0.1 s, not 2 s
                 "--global.checkNewVersion=false", "--global.sendAnonymousUsage=false"]
-        (self.root / "logs").mkdir(exist_ok=True)
         # one edge per data dir: its mark must not match another platform's (or test's) Traefik
         self.edge = Supervised(f"traefik:{self.root}", argv, {}, self.root / "logs" / "traefik.log", 2048,
                                self.root / "traefik.supervisor")
@@ -217,18 +214,10 @@ class LocalDriver:
         """Stop what the local runtime started, in order: the apps (at once), Traefik, then the clusters,
         unless another worker still runs on this data dir. Nothing starts afterwards."""
         with self.lock:
-            self.closed, apps, self.apps = True, list(self.apps.values()), {}
-        each(Supervised.stop, apps)
-        if self.edge:
-            self.edge.stop()
-        with locked(self.root / "clusters.lock"):
-            if self.last_out():
-                each(Cluster.stop, [Cluster(folder) for folder in (self.root / "pg").glob("*")])
-
-    def last_out(self) -> bool:
-        try:
-            if self.presence:
+            self.closed, running, self.apps = True, list(self.apps.values()), {}
+        for group in (running, [self.edge] if self.edge else []):  # the apps at once, then Traefik
+            each(Supervised.stop, group)
+        with locked(self.root / "clusters.lock"), contextlib.suppress(BlockingIOError):
+            if self.presence:  # fails while another worker (its shared lock) still runs here and needs them
                 fcntl.flock(self.presence, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return True
-        except BlockingIOError:
-            return False
+            each(Cluster.stop, [Cluster(folder) for folder in (self.root / "pg").glob("*")])

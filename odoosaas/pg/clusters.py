@@ -38,6 +38,12 @@ def run_as_owner(argv: list[str], **kwargs) -> subprocess.CompletedProcess:
     return subprocess.run(argv, capture_output=True, text=True, timeout=120, **kwargs)
 
 
+def unreachable(folder: Path) -> Path | None:
+    """The first folder on the way to `folder` that the cluster owner may not pass through, if any."""
+    return next((step for step in [*reversed(folder.parents), folder]
+                 if run_as_owner(["test", "-x", str(step)]).returncode), None)
+
+
 def _own(path: Path) -> None:
     if os.geteuid() == 0:
         account = pwd.getpwnam("postgres")

@@ -23,7 +23,6 @@ from odoosaas.reconcile.context import Context
 from odoosaas.store.models import Operation, Tenant, now
 
 log = logging.getLogger(__name__)
-LEASE = timedelta(seconds=60)
 
 
 def free(model):
@@ -49,6 +48,7 @@ class Worker:
     def __init__(self, platform, threads: int = 4):
         self.platform = platform
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.lease_for = timedelta(seconds=platform.settings.lease_seconds)
         self.threads = threads
         self.resync: set[str] | None = None  # tenants to re-ensure once after start (None: not listed yet)
         self.done: dict[str, tuple[int, set]] = {}  # tenant -> (generation, steps this worker did for it)
@@ -62,7 +62,7 @@ class Worker:
             while not stop.is_set():
                 for kind, row_id in self.claim(self.threads - len(self.inflight)):
                     pool.submit(self.reconcile, kind, row_id)
-                if time.monotonic() - renewed > LEASE.total_seconds() / 4:
+                if time.monotonic() - renewed > self.lease_for.total_seconds() / 4:
                     renewed = self.renew_leases()
                 self.platform.wakeup.wait(0.1)
                 self.platform.wakeup.clear()
@@ -72,7 +72,7 @@ class Worker:
         for model in (Tenant, Operation):
             with self.platform.store.session() as db:
                 db.execute(update(model).where(model.lease_owner == self.owner, model.id.in_(list(self.inflight)))
-                           .values(lease_until=now() + LEASE))
+                           .values(lease_until=now() + self.lease_for))
         return time.monotonic()
 
     def run_until_idle(self, timeout: float = 60) -> None:
@@ -134,7 +134,7 @@ class Worker:
     def lease(self, model, row_id: str) -> bool:
         with self.platform.store.session() as db:
             got = db.execute(update(model).where(model.id == row_id, free(model))
-                             .values(lease_until=now() + LEASE, lease_owner=self.owner)).rowcount
+                             .values(lease_until=now() + self.lease_for, lease_owner=self.owner)).rowcount
         if got:
             with self.lock:
                 self.inflight.add(row_id)
@@ -162,6 +162,7 @@ class Worker:
 
     def reconcile(self, kind: str, row_id: str) -> None:
         tenant_id = row_id
+        log.debug("%s %s: pass started by %s", kind, row_id, self.owner)  # tests check no two passes overlap
         try:
             with self.platform.store.session() as db:
                 row = db.get(Tenant if kind == "tenant" else Operation, row_id)
@@ -174,6 +175,7 @@ class Worker:
         except Exception:
             log.exception("%s %s: reconcile crashed", kind, row_id)
         finally:
+            log.debug("%s %s: pass ended by %s", kind, row_id, self.owner)
             self.unlease(kind, row_id)
             if kind == "operation" and tenant_id:
                 self.unlease("tenant", tenant_id)
