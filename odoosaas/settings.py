@@ -63,6 +63,8 @@ class Settings(BaseSettings):
                           "empty: `$ODOOSAAS_CACHE/odoo-18.0/odoo-bin`, which `make odoo` installs.")
     traefik_bin: str = Field("", description="Traefik binary for the local driver; empty looks on PATH and in the build cache.")
     ready_timeout: int = Field(600, description="Seconds an app may take to answer its health check before the tenant fails.")
+    move_grace_seconds: int = Field(86400, description="How long a moved tenant's old database is kept (read-only) for a rollback.")
+    move_switch_timeout: int = Field(300, description="Seconds a move's switch waits for the copy to match the source before it gives up.")
     lease_seconds: int = Field(60, description="Seconds a worker holds a row's lease unless its heartbeat renews it.")
     fault_after: str = Field("", description="Testing only: the worker exits right after this `desired:step` (crash tests).")
     traefik_port: int = Field(8080, description="Port of the local Traefik entry point (0: no Traefik).")

@@ -83,7 +83,8 @@ class Cluster:
         if done.returncode:
             raise TemporaryError(f"initdb failed: {done.stderr.strip()[-300:]}", delay=5)
         settings = (f"port = {port}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = ''\n"
-                    f"max_connections = {max_connections}\nshared_buffers = 32MB\nfsync = on\n")
+                    f"max_connections = {max_connections}\nshared_buffers = 32MB\nfsync = on\n"
+                    "wal_level = logical\nmax_replication_slots = 20\nmax_wal_senders = 20\n")  # moves replicate
         with open(self.data / "postgresql.auto.conf", "a") as conf:
             conf.write(settings)
         (self.folder / READY_MARK).touch()

@@ -11,10 +11,11 @@ from odoosaas.reconcile.context import Context, advance, step_age
 from odoosaas.store.models import Operation, Tenant, now
 
 KINDS: dict[str, list[tuple]] = {}  # kind -> [(step name, fn(ctx)), ...]
+UNDO: dict = {}  # kind -> fn(ctx, message): puts things back when a step fails for good (it may run again)
 
 
-def register(kind: str, *steps: tuple) -> None:
-    KINDS[kind] = list(steps)
+def register(kind: str, *steps: tuple, undo=None) -> None:
+    KINDS[kind], UNDO[kind] = list(steps), undo
 
 
 def enqueue(platform, kind: str, tenant_id: str | None = None, params: dict | None = None,
@@ -84,6 +85,8 @@ class OperationContext(Context):
         self._update(status="done", error="", finished_at=now(), lease_until=None)
 
     def fail(self, step: str, message: str) -> None:
+        if UNDO.get(self.kind):
+            UNDO[self.kind](self, message)
         self._update(status="failed", error=message, finished_at=now(), lease_until=None)
 
     @property
@@ -115,3 +118,5 @@ def install_modules(ctx) -> None:
 
 register("password_reset", ("send", send_password_reset))
 register("install_modules", ("install", install_modules))
+
+from odoosaas.reconcile import moves  # noqa: E402,F401  (registers the `move` kind)

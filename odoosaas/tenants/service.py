@@ -10,7 +10,7 @@ from odoosaas import apps
 from odoosaas.errors import Conflict, Invalid, NotFound, TemporaryError
 from odoosaas.reconcile import operations
 from odoosaas.store.models import Event, Operation, Tenant, User, now
-from odoosaas.tenants import rules
+from odoosaas.tenants import moves, rules
 
 # desired state and the status shown while the reconciler works towards it
 TRANSITIONS = {"stop": ("stopped", "stopping"), "start": ("running", "starting"), "delete": ("deleted", "deleting")}
@@ -79,6 +79,7 @@ def change(platform, user: User, tenant_id: str, action: str) -> Tenant:
     desired, status = TRANSITIONS[action]
     with platform.store.session() as db:
         tenant = owned(db, user, tenant_id)
+        moves.refuse_if_moving(db, tenant.id)
         if tenant.desired == "deleted" and action != "delete":
             raise Conflict("This instance is being deleted.", "invalid_state")
         if tenant.desired != desired or tenant.status == "failed":  # on a failed tenant, start retries
@@ -119,6 +120,7 @@ def install_modules(platform, user: User, tenant_id: str, names: list[str]) -> O
             raise Invalid("Name at least one app.", fields={"names": "empty"})
         if tenant.desired != "running":
             raise Conflict("Start the instance before installing apps.", "invalid_state")
+        moves.refuse_if_moving(db, tenant.id)
         return operations.enqueue(platform, "install_modules", tenant.id, {"names": names}, requested_by=user.id, db=db)
 
 
