@@ -122,8 +122,16 @@ def operation(app, operation_id: str) -> Operation:
         return db.get(Operation, operation_id)
 
 
-def healthy(app, tenant_id: str) -> bool:
-    return httpx.get(tenant_row(app, tenant_id).url + "/web/health", timeout=5).status_code == 200
+def healthy(app, tenant_id: str, patience: float = 30) -> bool:
+    """The app answers (a worker that just started may be restarting it)."""
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            return httpx.get(tenant_row(app, tenant_id).url + "/web/health", timeout=5).status_code == 200
+        except httpx.HTTPError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
 
 
 def test_shared_to_dedicated_and_back_while_writing(app, operator):
@@ -168,7 +176,7 @@ def test_authorisation_and_refusals(app, operator, alice):
     assert [m["id"] for m in operator.get("/api/v1/admin/migrations").json["items"]] == [started["id"]]
     drive(app, lambda: operation(app, started["id"]).status == "done")
     listed = operator.get("/api/v1/admin/migrations").json["items"][0]
-    assert listed["status"] == "done" and listed["progress"]["done"] == 4 and listed["downtime_seconds"] < 10
+    assert listed["status"] == "done" and listed["progress"]["done"] == 4 and listed["params"]["downtime_seconds"] < 10
     assert operator.post(f"/api/v1/admin/migrations/{started['id']}/rollback").status_code == 409  # source dropped
     assert alice.post(f"/api/v1/tenants/{tenant_id}/stop").status_code == 202
 
@@ -190,7 +198,8 @@ def test_rollback_within_the_grace_period(workdir, operator):
     with psycopg.connect(**tenant_db(app, tenant_id)) as conn:  # its role may log in again
         assert conn.execute("SELECT count(*) FROM ledger").fetchone()[0] == 20000
     listed = operator.get("/api/v1/admin/migrations").json["items"]
-    assert [r["status"] for r in listed] == ["rolled_back"]
+    assert [(r["status"], r["error"], r["params"]["rolled_back"]) for r in listed] == [
+        ("failed", "Rolled back by an operator.", True)]
     assert [p.name for p in (workdir / "pg").iterdir()] == ["shared-1"] and replication_left(app) == []
     app.extensions["odoosaas"].driver.close()
     app.extensions["odoosaas"].store.dispose()
@@ -243,6 +252,38 @@ def test_worker_killed_after_each_step_converges(app, workdir, operator, step):
         while operation(app, started["id"]).status != "done":
             assert time.monotonic() < deadline, (operation(app, started["id"]).progress, operation(app, started["id"]).error)
             time.sleep(0.2)
+        assert tenant_row(app, tenant_id).db_strategy == "dedicated" and healthy(app, tenant_id)
+        with psycopg.connect(**tenant_db(app, tenant_id)) as conn:
+            assert conn.execute("SELECT count(*) FROM ledger").fetchone()[0] == 20000
+        assert sorted(p.name for p in (workdir / "pg").iterdir()) == [server_of(app, tenant_id).name, "shared-1"]
+        assert replication_left(app) == [] and databases_on_shared(app) == []
+    finally:
+        stop(worker)
+
+
+def test_worker_killed_at_random_moments_converges(app, workdir, operator):
+    """SIGKILL mid-step (a schema copy, a subscription half made, a switch half done), then a clean run."""
+    tenant_id = Caller(app.test_client(), "chaos@example.com").create("chaotic").json["tenant"]["id"]
+    worker = start_worker(workdir, 0)
+    try:
+        wait_for(app, tenant_id, "running")
+        make_ledger(app, tenant_id)
+    finally:
+        stop(worker)
+    started = move(app, operator, tenant_id, "dedicated")
+    for delay in (1.5, 2.6, 3.7, 4.4):
+        worker = start_worker(workdir, 0, move_grace_seconds=0)
+        time.sleep(delay)
+        worker.kill()
+        worker.wait()
+    worker = start_worker(workdir, 0, move_grace_seconds=0)
+    try:
+        deadline = time.monotonic() + 90
+        while operation(app, started["id"]).status not in ("done", "failed"):
+            assert time.monotonic() < deadline, operation(app, started["id"]).progress
+            time.sleep(0.2)
+        done = operation(app, started["id"])
+        assert done.status == "done", (done.error, done.progress)
         assert tenant_row(app, tenant_id).db_strategy == "dedicated" and healthy(app, tenant_id)
         with psycopg.connect(**tenant_db(app, tenant_id)) as conn:
             assert conn.execute("SELECT count(*) FROM ledger").fetchone()[0] == 20000

@@ -6,6 +6,7 @@ from pydantic import BaseModel
 
 from odoosaas.api import BEARER, BODY, SIGNED_IN, current_admin, fails, platform
 from odoosaas.api.schemas import Body, Items, OperationAnswer, TenantPath
+from odoosaas.reconcile import operations
 from odoosaas.tenants import moves
 
 bp = APIBlueprint("moves", __name__, url_prefix="/api/v1/admin", abp_tags=[Tag(name="admin")],
@@ -23,17 +24,17 @@ class MovePath(BaseModel):
 @bp.post("/tenants/<tenant_id>/migrate", security=BEARER, responses={202: OperationAnswer, **BODY, **fails(409)})
 def migrate(path: TenantPath, body: MoveTarget):
     operation = moves.start(platform(), current_admin(), path.tenant_id, body.target_strategy)
-    return {"operation": moves.public(operation)}, 202
+    return {"operation": operations.public(operation)}, 202
 
 
 @bp.get("/migrations", security=BEARER, responses={200: Items})
 def migrations():
     current_admin()
     with platform().store.session() as db:
-        return {"items": [moves.public(o) for o in moves.moves_of(db)]}
+        return {"items": [operations.public(o) for o in moves.moves_of(db)]}
 
 
 @bp.post("/migrations/<move_id>/rollback", security=BEARER, responses={202: OperationAnswer, **fails(409)})
 def rollback(path: MovePath):
     current_admin()
-    return {"operation": moves.public(moves.roll_back(platform(), path.move_id))}, 202
+    return {"operation": operations.public(moves.roll_back(platform(), path.move_id))}, 202

@@ -35,11 +35,10 @@ def tables_without_key(conn) -> list:
 
 def subscribe(source, target, name: str, address: dict) -> None:
     """A publication of every table on the source, a subscription to it on the target (its conninfo, with the source
-    superuser's password, is in pg_subscription, which only superusers read); a slot a crash left is dropped first."""
-    if not source.execute("SELECT 1 FROM pg_publication WHERE pubname = %s", (name,)).fetchone():
-        source.execute(sql.SQL("CREATE PUBLICATION {} FOR ALL TABLES").format(sql.Identifier(name)))
+    superuser's password, is in pg_subscription, which only superusers read)."""
     if not subscribed(target, name):
-        drop_slot(source, name)
+        unpublish(source, name)  # what a crash half-way left
+        source.execute(sql.SQL("CREATE PUBLICATION {} FOR ALL TABLES").format(sql.Identifier(name)))
         conninfo = make_conninfo(**{key: address[key] for key in ("host", "port", "user", "password", "dbname")})
         target.execute(sql.SQL("CREATE SUBSCRIPTION {} CONNECTION {} PUBLICATION {}").format(
             sql.Identifier(name), sql.Literal(conninfo), sql.Identifier(name)))
@@ -61,11 +60,8 @@ def unsubscribe(conn, name: str) -> None:
 
 
 def unpublish(conn, name: str) -> None:
+    """The publication, and a slot left by a CREATE SUBSCRIPTION that died half-way."""
     conn.execute(sql.SQL("DROP PUBLICATION IF EXISTS {}").format(sql.Identifier(name)))
-    drop_slot(conn, name)
-
-
-def drop_slot(conn, name: str) -> None:
     conn.execute("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = %s "
                  "AND NOT active", (name,))
 

@@ -129,16 +129,7 @@ def retire(ctx) -> None:
     left = ctx.platform.settings.move_grace_seconds - ctx.step_age("retire")
     if left > 0:
         raise TemporaryError(f"the old database is kept for a rollback for {left:.0f} s more", delay=min(left, 60))
-    drop(ctx, "source")
-
-
-def drop(ctx, which: str) -> None:
-    """The tenant's database and role there, or the whole server when it is a dedicated one (as on delete)."""
-    kept, ctx.tenant.db_server_id = ctx.tenant.db_server_id, ctx.params[which]
-    try:
-        steps.remove_database(ctx)
-    finally:
-        ctx.tenant.db_server_id = kept
+    steps.remove_database(ctx, ctx.params["source"])
 
 
 def undo(ctx, message: str) -> None:
@@ -149,7 +140,7 @@ def undo(ctx, message: str) -> None:
         remember(ctx, rolled_back=True)
     if "target" in ctx.params and not ctx.params.get("target_dropped"):
         unreplicate(ctx)
-        drop(ctx, "target")
+        steps.remove_database(ctx, ctx.params["target"])
         remember(ctx, target_dropped=True)
     restart(ctx)
 

@@ -105,10 +105,11 @@ def remove_runtime(ctx) -> None:
     ctx.platform.driver.delete(ctx.tenant)
 
 
-def remove_database(ctx) -> None:
-    if not ctx.tenant.db_server_id:
+def remove_database(ctx, server_id: str | None = None) -> None:
+    """The tenant's database and role on its server (or `server_id`), or the whole server when it is a dedicated one."""
+    if not (server_id := server_id or ctx.tenant.db_server_id):
         return
-    server = ctx.server(ctx.tenant.db_server_id)
+    server = ctx.server(server_id)
     if server.kind == "dedicated" and server.managed:
         ctx.platform.driver.delete_db_server(server)
         ctx.mark_server(server, "deleted")

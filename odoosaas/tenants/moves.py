@@ -43,8 +43,3 @@ def roll_back(platform, operation_id: str) -> Operation:
         operation.params, operation.next_attempt_at = {**operation.params, "rollback": True}, now()
     platform.wake()
     return operation
-
-
-def public(operation: Operation) -> dict:
-    status = "rolled_back" if operation.params.get("rolled_back") else operation.status
-    return {**operations.public(operation), "status": status, "downtime_seconds": operation.params.get("downtime_seconds")}
