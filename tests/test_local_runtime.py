@@ -17,6 +17,7 @@ from odoosaas.pg.clusters import free_port
 from odoosaas.settings import Settings
 from tests.conftest import Caller, make_app, stop_clusters
 from tests.inspect import tenant_row
+from tests.test_crash import start_worker
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -61,8 +62,8 @@ def settle(check, timeout: float, interval: float = 0.1):
 class Platform:
     """`odoosaas serve` on a data dir, as `make run` starts it, and a user of its API."""
 
-    def __init__(self, data_dir: Path, traefik_port: int):
-        self.data_dir, self.port, self.traefik_port = data_dir, free_port(), traefik_port
+    def __init__(self, data_dir: Path, traefik_port: int, **settings):
+        self.data_dir, self.port, self.traefik_port, self.settings = data_dir, free_port(), traefik_port, settings
         self.url = f"http://127.0.0.1:{self.port}/api/v1"
         self.process: subprocess.Popen | None = None
         self.headers: dict = {}
@@ -71,7 +72,8 @@ class Platform:
         env = {**os.environ, "ODOOSAAS_DATA_DIR": str(self.data_dir), "ODOOSAAS_PORT": str(self.port),
                "ODOOSAAS_LOCAL_FALLBACK_APP": "sample", "ODOOSAAS_ODOO_BIN": str(self.data_dir / "no-odoo"),
                "ODOOSAAS_TRAEFIK_PORT": str(self.traefik_port),
-               "ODOOSAAS_RATE_LIMIT": "1000 per minute"}
+               "ODOOSAAS_RATE_LIMIT": "1000 per minute",
+               **{f"ODOOSAAS_{key.upper()}": str(value) for key, value in self.settings.items()}}
         with open(self.data_dir.parent / "serve.log", "ab") as log:
             self.process = subprocess.Popen([sys.executable, "-m", "odoosaas.cli", "serve"], env=env, cwd=ROOT,
                                             stdout=log, stderr=subprocess.STDOUT)
@@ -177,6 +179,25 @@ def test_stopping_leaves_nothing_and_a_restart_brings_all_back(platform, traefik
     assert settle(lambda: leftovers(data_dir), timeout=5) == {}
     assert took < 5, f"stopping took {took:.1f} s"
     phase(f"stopped by SIGTERM in {took:.1f} s")
+
+
+def test_a_web_process_that_stops_leaves_the_workers_databases(workdir):
+    """Production runs `serve` without a worker beside `odoosaas worker`: the web process owns no cluster."""
+    web = Platform(workdir / "var", 0, worker="false").start()
+    web.sign_up()
+    tenant_id = web.create("kept")
+    worker = start_worker(web.data_dir, 0, local_fallback_app="sample", odoo_bin=workdir / "no-odoo")
+    try:
+        web.wait_running([tenant_id])
+        assert web.signal(signal.SIGTERM) < 5
+        time.sleep(0.5)
+        assert web.answers(tenant_id) and len(postmasters(web.data_dir)) == 1
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(timeout=10) == 0
+        left = settle(lambda: leftovers(web.data_dir), timeout=5)
+        stop_clusters(web.data_dir)
+    assert left == {}, "the worker, the last one out, stopped them"
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="PostgreSQL runs as another account only when we are root")

@@ -211,13 +211,14 @@ class LocalDriver:
         return True
 
     def close(self) -> None:
-        """Stop what the local runtime started, in order: the apps (at once), Traefik, then the clusters,
-        unless another worker still runs on this data dir. Nothing starts afterwards."""
+        """Stop what the local runtime started, in order: the apps (at once), Traefik, then the clusters
+        when this process ran a worker and no other worker still runs on this data dir (an API-only
+        process leaves them). Nothing starts afterwards."""
         with self.lock:
             self.closed, running, self.apps = True, list(self.apps.values()), {}
         for group in (running, [self.edge] if self.edge else []):  # the apps at once, then Traefik
             each(Supervised.stop, group)
         with locked(self.root / "clusters.lock"), contextlib.suppress(BlockingIOError):
-            if self.presence:  # fails while another worker (its shared lock) still runs here and needs them
+            if self.presence:  # a worker ran here; the flock fails while another one (its shared lock) still does
                 fcntl.flock(self.presence, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            each(Cluster.stop, [Cluster(folder) for folder in (self.root / "pg").glob("*")])
+                each(Cluster.stop, [Cluster(folder) for folder in (self.root / "pg").glob("*")])
