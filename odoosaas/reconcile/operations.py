@@ -75,8 +75,8 @@ class OperationContext(Context):
 
     def step(self, name: str, state: str, detail: str = "") -> None:
         steps = advance(self.operation.progress, name, state, detail)
-        if steps is not None:
-            self._update(progress=steps, status="running")
+        if steps is not None:  # backoff is per step: a long copy's retries do not delay the switch after it
+            self._update(progress=steps, status="running", **({"attempts": 0} if state == "done" else {}))
 
     def step_age(self, name: str) -> float:
         return step_age(self.operation.progress, name)
