@@ -38,8 +38,10 @@ def roll_back(platform, operation_id: str) -> Operation:
         operation = db.get(Operation, operation_id)
         if operation is None or operation.kind != "move":
             raise NotFound("No such move.")
-        if operation.status != "running" or "switched" not in operation.params:
-            raise Conflict("Only a switched move whose old database is still kept can roll back.", "invalid_state")
+        if operation.status != "running" or "switched" not in operation.params or \
+                db.get(Tenant, operation.tenant_id).desired != "running":
+            raise Conflict("Only a switched move of a running instance whose old database is kept can roll back.",
+                           "invalid_state")
         operation.params, operation.next_attempt_at = {**operation.params, "rollback": True}, now()
     platform.wake()
     return operation
