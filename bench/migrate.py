@@ -9,6 +9,7 @@ minutes on a 2-core machine). Prints a table and one JSON line.
 """
 import json
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -124,6 +125,7 @@ def main(megabytes: int = 1000) -> None:
         platform.driver.close()
         platform.store.dispose()
         stop_clusters(folder)
+        shutil.rmtree(folder, ignore_errors=True)  # a gigabyte or two
 
 
 if __name__ == "__main__":
