@@ -29,7 +29,7 @@ def namespace(spec, pod_security: str) -> dict:
 
 
 def access(ns: str, settings) -> dict:
-    """Lets the control plane's ServiceAccount manage this namespace (deploy/rbac.yaml)."""
+    """Lets the control plane's ServiceAccount manage this namespace (deploy/base/rbac.yaml)."""
     return {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": meta("odoosaas-tenant", ns),
             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "odoosaas-tenant"},
             "subjects": [{"kind": "ServiceAccount", "name": "odoosaas", "namespace": settings.k8s_platform_namespace}]}
