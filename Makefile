@@ -49,4 +49,5 @@ bench: odoo-start $(STAMP) system traefik k8s odoo
 	$(VENV)/bin/python bench/odoo_users.py
 	$(VENV)/bin/python bench/k8s.py
 	$(VENV)/bin/python bench/worker_idle.py
+	$(VENV)/bin/python bench/scale.py
 	$(VENV)/bin/python bench/migrate.py

@@ -192,10 +192,12 @@ def test_two_workers_and_two_replicas_on_one_store(pg_admin, workdir):
         crew.until(lambda: converged(replicas[0], workdir, wanted), 30, "started again")
 
         # a worker that stops while the other runs leaves the clusters that the other's apps use
+        # both past their start-up pass first (a late fault restarts one, whose pass takes apps over)
+        time.sleep(max(0.0, max(run.started_at for run in crew.slots) + 3 - time.time()))
+        crew.until(lambda: converged(replicas[0], workdir, wanted), 30, "settled after start-up")
         apps_of = Counter(_parent(i) for i in ids.values() if wanted[i] == "running")
         survivor = max(crew.slots, key=lambda run: apps_of[run.process.pid])
         leaving = next(run for run in crew.slots if run is not survivor)
-        time.sleep(max(0.0, leaving.started_at + 3 - time.time()))  # past its start-up (a late fault restarts one)
         leaving.process.send_signal(signal.SIGTERM)
         assert leaving.process.wait(timeout=10) == 0, (crew.exits(), leaving.log.read_text()[-2000:])
         kept = [i for i in ids.values() if wanted[i] == "running" and _parent(i) == survivor.process.pid]
