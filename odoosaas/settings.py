@@ -68,6 +68,12 @@ class Settings(BaseSettings):
     lease_seconds: int = Field(60, description="Seconds a worker holds a row's lease unless its heartbeat renews it.")
     fault_after: str = Field("", description="Testing only: the worker exits right after this `desired:step` (crash tests).")
     traefik_port: int = Field(8080, description="Port of the local Traefik entry point (0: no Traefik).")
+    traefik_tls_port: int = Field(8443, description="Port of the local Traefik's HTTPS entry point (custom domains).")
+    acme_server: str = Field("https://acme-v02.api.letsencrypt.org/directory", description="ACME directory of custom domains' certificates (local Traefik).")
+    acme_email: str = Field("", description="Contact address of the ACME account.")
+    acme_ca_file: str = Field("", description="CA bundle the local Traefik trusts for the ACME server (a test CA); empty: the system's.")
+    dns_resolvers: str = Field("", description="Resolvers that prove custom domains, `host[:port]` comma-separated; empty: the system's.")
+    domain_check_seconds: int = Field(60, description="How often the worker checks pending domains (proven ones: daily).")
 
     # Kubernetes driver
     kubeconfig: str = Field("", description="Kubeconfig file; empty uses the pod's service account.")
@@ -78,10 +84,10 @@ class Settings(BaseSettings):
     k8s_tls_secret: str = Field("", description="TLS secret of tenant routes; empty uses Traefik's default (wildcard) certificate.")
     k8s_storage_class: str = Field("", description="StorageClass of filestores and database volumes; empty: the cluster default.")
     k8s_odoo_image: str = Field("odoo:18.0", description="Odoo image.")
-    k8s_odoo_flavour: Literal["official", "bitnami"] = Field("official", description="Conventions of the Odoo image.")
     k8s_odoo_uid: int = Field(101, description="Numeric uid of the `odoo` user in the image (runAsNonRoot needs a number).")
     k8s_postgres_image: str = Field("postgres:16", description="Image of dedicated and shared PostgreSQL servers.")
     k8s_platform_image: str = Field("odoosaas:latest", description="The control plane's image (also runs the sample app).")
+    k8s_cert_resolver: str = Field("letsencrypt", description="Traefik certificate resolver of custom-domain routes.")
     k8s_mail_egress: str = Field("", description="CIDRs tenants may reach on SMTP ports (comma-separated).")
 
     @model_validator(mode="after")

@@ -189,21 +189,6 @@ def test_new_odoo_image_gets_a_new_init_job_and_the_old_one_goes(cluster, admin_
         driver.delete(type("T", (), {"subdomain": spec.subdomain})())
 
 
-def test_bitnami_flavour_runs_under_baseline(cluster, admin_client):
-    from odoosaas.settings import Settings
-    driver = KubernetesDriver(Settings(driver="kubernetes", kubeconfig=str(cluster[0]), k8s_odoo_flavour="bitnami",
-                                       k8s_odoo_image="bitnamilegacy/odoo:17.0"))
-    spec = make_spec(host="10.0.0.5")
-    spec.subdomain = "bitnami-shop"
-    apply_until_done(driver, spec)
-    ns = specs.namespace_name(spec.subdomain)
-    assert driver.client.get(Namespace, ns).metadata.labels["pod-security.kubernetes.io/enforce"] == "baseline"
-    assert driver.client.get(Deployment, "app", namespace=ns).spec.template.spec.containers[0].env
-    with pytest.raises(TemporaryError):
-        driver.delete(type("T", (), {"subdomain": spec.subdomain})())
-    assert namespace_gone(admin_client, ns)
-
-
 def service_account_kubeconfig(admin_client, cluster) -> Path:
     """Apply deploy/base/rbac.yaml and write a kubeconfig with its ServiceAccount's token."""
     admin_client.apply(Namespace(metadata=ObjectMeta(name="odoosaas")), force=True)

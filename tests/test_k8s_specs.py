@@ -67,15 +67,6 @@ def test_official_odoo_is_restricted_and_keeps_secrets_in_the_secret():
     assert SECRET not in objects and "admin-secret" not in objects
 
 
-def test_bitnami_flavour_is_baseline():
-    settings = Settings(driver="kubernetes", k8s_odoo_flavour="bitnami", k8s_odoo_image="bitnamilegacy/odoo:17")
-    workload = apps.template("odoo").k8s(make_spec(), settings)
-    env = {e["name"]: e for e in workload.container["env"]}
-    assert workload.pod_security == "baseline" and workload.init is None
-    assert env["ODOO_EMAIL"]["value"] == "a@example.com" and env["ODOO_SKIP_MODULES_UPDATE"]["value"] == "yes"
-    assert env["ODOO_PASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": "tenant", "key": "admin-password"}
-
-
 def test_deployment_spreads_over_nodes_and_probes_health():
     spec = make_spec()
     workload = apps.template("odoo").k8s(spec, SETTINGS)

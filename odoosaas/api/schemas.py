@@ -6,7 +6,7 @@ from email_validator import SPECIAL_USE_DOMAIN_NAMES
 from pydantic import BaseModel, BeforeValidator, ConfigDict, EmailStr, Field, StrictBool, create_model, field_validator
 
 from odoosaas import apps
-from odoosaas.tenants import rules
+from odoosaas.tenants import domains, rules
 
 Password = Field(min_length=8, max_length=200)
 # EmailStr refuses the special-use domains (.test, .local...) that the "email" format allows: say so, in any case
@@ -80,8 +80,16 @@ class AdminPassword(Body):
     password: str = Password
 
 
+class DomainRequest(Body):
+    name: str = Field(min_length=4, max_length=254, pattern=domains.HOSTNAME)
+
+
 class TenantPath(BaseModel):
     tenant_id: str  # any length: an unknown id is a 404
+
+
+class DomainPath(TenantPath):
+    name: str  # any: an unknown one is a 404
 
 
 class SubdomainPath(BaseModel):
@@ -103,8 +111,8 @@ def answer(model_name: str, /, **fields) -> type[BaseModel]:
 # Every error, on every route (API.md); `fields` (validation only): which field is wrong and why.
 ErrorDetail = create_model("ErrorDetail", code=(str, ...), message=(str, ...), fields=(dict[str, str], {}))
 Error = answer("Error", error=ErrorDetail)
-UserAnswer, TenantAnswer, OperationAnswer = (answer(f"{key.title()}Answer", **{key: dict})
-                                             for key in ("user", "tenant", "operation"))
+UserAnswer, TenantAnswer, OperationAnswer, DomainAnswer = (answer(f"{key.title()}Answer", **{key: dict})
+                                                           for key in ("user", "tenant", "operation", "domain"))
 Items = answer("Items", items=list[dict])
 Tokens = answer("Tokens", access_token=str, refresh_token=str, token_type=str, expires_in=int, user=dict)
 Availability = answer("Availability", name=str, available=bool, reason=str)

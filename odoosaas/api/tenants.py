@@ -2,11 +2,11 @@
 from flask_openapi3 import APIBlueprint, Tag
 
 from odoosaas.api import BEARER, BODY, SIGNED_IN, current_user, fails, platform
-from odoosaas.api.schemas import (AdminPassword, Availability, Items, ModuleNames, OperationAnswer, SubdomainPath,
-                                  TenantAnswer, TenantPath, TenantRequest)
+from odoosaas.api.schemas import (AdminPassword, Availability, DomainAnswer, DomainPath, DomainRequest, Items,
+                                  ModuleNames, OperationAnswer, SubdomainPath, TenantAnswer, TenantPath, TenantRequest)
 from odoosaas.apps import odoo
 from odoosaas.reconcile import operations
-from odoosaas.tenants import service
+from odoosaas.tenants import domains, service
 
 bp = APIBlueprint("tenants", __name__, url_prefix="/api/v1", abp_tags=[Tag(name="tenants")])
 MINE = {**SIGNED_IN, **fails(404)}  # an unknown id, or another user's instance
@@ -82,3 +82,20 @@ def list_modules(path: TenantPath):
 def install_modules(path: TenantPath, body: ModuleNames):
     operation = service.install_modules(platform(), current_user(), path.tenant_id, body.names)
     return {"operation": operations.public(operation)}, 202
+
+
+@bp.get("/tenants/<tenant_id>/domains", security=BEARER, responses={200: Items, **MINE})
+def list_domains(path: TenantPath):
+    return {"items": domains.listed(platform(), current_user(), path.tenant_id)}
+
+
+@bp.post("/tenants/<tenant_id>/domains", security=BEARER, responses={201: DomainAnswer, **BODY, **MINE, **fails(409)})
+def claim_domain(path: TenantPath, body: DomainRequest):
+    """Claim a domain (FE-5): routed once its TXT record (in the answer's `records`) proves control."""
+    return {"domain": domains.claim(platform(), current_user(), path.tenant_id, body.name)}, 201
+
+
+@bp.delete("/tenants/<tenant_id>/domains/<name>", security=BEARER, responses={204: None, **MINE})
+def remove_domain(path: DomainPath):
+    domains.remove(platform(), current_user(), path.tenant_id, path.name)
+    return "", 204

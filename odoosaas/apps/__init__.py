@@ -27,8 +27,8 @@ class Spec:
     admin_email: str
     admin_password: str
     url: str
-    flavour: str = "official"  # the Odoo image's conventions on Kubernetes: official | bitnami
     modules: list[str] = field(default_factory=list)  # apps to install at creation
+    domains: dict[str, bool] = field(default_factory=dict)  # proven custom domains -> has a certificate
 
     def __repr__(self) -> str:
         return f"Spec({self.subdomain!r}, app={self.app!r})"

@@ -24,6 +24,8 @@ from odoosaas.pg import ops
 ADMIN_ROUNDS = 600_000  # what Odoo itself writes for pbkdf2-sha512
 TEMPLATE_DB = "odoosaas_odoo_template"  # the template database, and the role owning its objects
 ADMIN_ID = "(SELECT res_id FROM ir_model_data WHERE module = 'base' AND name = 'user_admin')"
+SET_PARAMETER = ("INSERT INTO ir_config_parameter (key, value) VALUES (%s, %s) "
+                 "ON CONFLICT (key) DO UPDATE SET value = excluded.value")
 FLAGS = {"db_name": "--database", "dbfilter": "--db-filter", "db_maxconn": "--db_maxconn",
          "list_db": "--no-database-list"}  # Odoo's command-line spelling where it is not `--key-with-dashes`
 
@@ -141,10 +143,7 @@ class OdooTemplate:
 
     def set_admin(self, spec) -> None:
         """Odoo has no setting for the admin login: write it, hashed as Odoo does, then signal the
-        caches so a running Odoo forgets sessions and checks made with the old password.
-        (Bitnami's image sets it itself from ODOO_EMAIL / ODOO_PASSWORD.)"""
-        if spec.flavour == "bitnami":
-            return
+        caches so a running Odoo forgets sessions and checks made with the old password."""
         digest = pbkdf2_sha512(spec.admin_password, ADMIN_ROUNDS)
         with tenant_connection(spec) as conn, conn.transaction():
             try:
@@ -156,8 +155,15 @@ class OdooTemplate:
                          f"WHERE id = {ADMIN_ID})", (spec.admin_email,))
             conn.execute("SELECT nextval('base_cache_signaling_default')")
 
+    def set_url(self, spec) -> None:
+        """Links in mails follow the primary domain; frozen, or an admin's login would set it back."""
+        with tenant_connection(spec) as conn:
+            for key, value in (("web.base.url", spec.url), ("web.base.url.freeze", "True")):
+                conn.execute(SET_PARAMETER, (key, value))
+            conn.execute("SELECT nextval('base_cache_signaling_default')")  # a running Odoo rereads parameters
+
     def k8s(self, spec, settings) -> Workload:
-        return bitnami(spec, settings) if settings.k8s_odoo_flavour == "bitnami" else official(spec, settings)
+        return official(spec, settings)
 
 
 def build_template(conn, server: dict) -> None:
@@ -193,8 +199,7 @@ def make_own(server: dict, name: str, spec) -> None:
         conn.execute(sql.SQL("REASSIGN OWNED BY {} TO {}").format(sql.Identifier(TEMPLATE_DB), sql.Identifier(name)))
         conn.execute(sql.SQL("REVOKE ALL ON SCHEMA public FROM {}").format(sql.Identifier(TEMPLATE_DB)))
         for key, value in identity.items():
-            conn.execute("INSERT INTO ir_config_parameter (key, value) VALUES (%s, %s) "
-                         "ON CONFLICT (key) DO UPDATE SET value = excluded.value", (key, value))
+            conn.execute(SET_PARAMETER, (key, value))
 
 
 @functools.cache
@@ -237,20 +242,6 @@ def official(spec, settings) -> Workload:
     init = {**container, "name": "init", "args": [*args, "-i", ",".join(["base", *spec.modules]), "--stop-after-init"]}
     context = {"runAsNonRoot": True, "fsGroup": uid, "seccompProfile": {"type": "RuntimeDefault"}}
     return Workload(container, {"db-password": db["password"]}, "restricted", context, init)
-
-
-def bitnami(spec, settings) -> Workload:
-    """Bitnami's conventions: it starts as root and drops to `odoo`, so Pod Security `baseline`."""
-    db = spec.database
-    values = {"DATABASE_HOST": db["host"], "DATABASE_PORT_NUMBER": str(db["port"]), "DATABASE_NAME": db["dbname"],
-              "DATABASE_USER": db["user"], "DATABASE_FILTER": f"^{db['dbname']}$", "EMAIL": spec.admin_email,
-              "SKIP_MODULES_UPDATE": "yes", "LOAD_DEMO_DATA": "no", "LIST_DB": "no"}
-    env = env_list({f"ODOO_{key}": value for key, value in values.items()},
-                   {"ODOO_DATABASE_PASSWORD": "db-password", "ODOO_PASSWORD": "admin-password"})
-    container = {"name": "odoo", "image": settings.k8s_odoo_image, "env": env,
-                 "securityContext": {"allowPrivilegeEscalation": False, "seccompProfile": {"type": "RuntimeDefault"}},
-                 "volumeMounts": [{"name": "filestore", "mountPath": "/bitnami/odoo"}]}
-    return Workload(container, {"db-password": db["password"], "admin-password": spec.admin_password}, "baseline")
 
 
 TEMPLATE = OdooTemplate()

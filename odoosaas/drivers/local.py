@@ -5,6 +5,7 @@ Several workers may share a data dir (tests do): an app runs under the worker th
 (the others let go), clusters change under a file lock, and the last worker to stop stops them."""
 import contextlib
 import fcntl
+import json
 import os
 import shutil
 import socket
@@ -153,15 +154,18 @@ class LocalDriver:
         if self.edge is None:
             self._route_file(tenant).unlink(missing_ok=True)
             return f"http://127.0.0.1:{port}"
-        host = f"{tenant.subdomain}.{self.settings.base_domain}"
-        name = f"t-{tenant.subdomain}"
-        config = (f"http:\n  routers:\n    {name}:\n      rule: \"Host(`{host}`)\"\n      service: {name}\n"
-                  f"      entryPoints: [web]\n  services:\n    {name}:\n      loadBalancer:\n"
-                  f"        servers:\n          - url: \"http://127.0.0.1:{port}\"\n")
+        host, name = f"{tenant.subdomain}.{self.settings.base_domain}", f"t-{tenant.subdomain}"
+        config = {"routers": {name: {"rule": f"Host(`{host}`)", "service": name, "entryPoints": ["web"]}},
+                  "services": {name: {"loadBalancer": {"servers": [{"url": f"http://127.0.0.1:{port}"}]}}},
+                  "middlewares": {name: {"redirectScheme": {"scheme": "https", "port": str(self.settings.traefik_tls_port)}}}}
+        for index, (domain, certified) in enumerate(spec.domains.items()):  # HTTPS, and HTTP until certified
+            rule = {"rule": f"Host(`{domain}`)", "service": name}
+            config["routers"][f"{name}-{index}-tls"] = {**rule, "entryPoints": ["websecure"], "tls": {"certResolver": "acme"}}
+            config["routers"][f"{name}-{index}"] = {**rule, "entryPoints": ["web"], "middlewares": [name] * certified}
         path = self._route_file(tenant)
         path.parent.mkdir(exist_ok=True)
         staged = path.with_suffix(".tmp")  # Traefik watches the folder: never let it read half a file
-        staged.write_text(config)
+        staged.write_text(json.dumps({"http": config}))  # JSON is YAML to Traefik's file provider
         staged.replace(path)
         suffix = "" if self.settings.traefik_port in (80, 443) else f":{self.settings.traefik_port}"
         return f"{self.settings.public_scheme}://{host}{suffix}"
@@ -203,12 +207,20 @@ class LocalDriver:
         argv = [self.traefik, f"--entryPoints.web.address=127.0.0.1:{self.settings.traefik_port}",
                 f"--providers.file.directory={folder}", "--providers.file.watch=true", "--log.level=WARN",
                 "--providers.providersThrottleDuration=100ms",  # new tenants routable in ~0.1 s, not 2 s
-                "--global.checkNewVersion=false", "--global.sendAnonymousUsage=false"]
+                "--global.checkNewVersion=false", "--global.sendAnonymousUsage=false", *self._tls_args()]
         # one edge per data dir: its mark must not match another platform's (or test's) Traefik
-        self.edge = Supervised(f"traefik:{self.root}", argv, {}, self.root / "logs" / "traefik.log", 2048,
+        env = {"LEGO_CA_CERTIFICATES": self.settings.acme_ca_file} if self.settings.acme_ca_file else {}
+        self.edge = Supervised(f"traefik:{self.root}", argv, env, self.root / "logs" / "traefik.log", 2048,
                                self.root / "traefik.supervisor")
         self.edge.start()
         return True
+
+    def _tls_args(self) -> list[str]:
+        """HTTPS for custom domains, their certificates from ACME by HTTP-01 on the `web` entry point."""
+        acme = "--certificatesResolvers.acme.acme."
+        return [f"--entryPoints.websecure.address=127.0.0.1:{self.settings.traefik_tls_port}",
+                f"{acme}caServer={self.settings.acme_server}", f"{acme}email={self.settings.acme_email}",
+                f"{acme}storage={self.root / 'acme.json'}", f"{acme}httpChallenge.entryPoint=web"]
 
     def close(self) -> None:
         """Stop what the local runtime started, in order: the apps (at once), Traefik, then the clusters

@@ -7,7 +7,7 @@ from sqlalchemy import update
 from odoosaas.apps import Spec
 from odoosaas.pg import ops
 from odoosaas.store.models import DbServer, Tenant, now
-from odoosaas.tenants import rules, service
+from odoosaas.tenants import domains, rules, service
 
 
 def advance(steps: list[dict], name: str, state: str, detail: str = "") -> list[dict] | None:
@@ -57,9 +57,12 @@ class Context:
         name = ops.names(t.subdomain)
         database = {"host": server.host, "port": server.port, "dbname": name, "user": name,
                     "password": self.secrets["db_password"]}
+        with self.platform.store.session() as db:
+            routed = domains.routed(db, t.id)
+        url = f"https://{next(iter(routed))}" if routed else service.planned_url(self.platform.settings, t.subdomain)
         return Spec(tenant_id=t.id, subdomain=t.subdomain, app=t.app, tier=t.tier, resources=self.resources,
                     database=database, admin_email=t.admin_email, admin_password=self.secrets["admin_password"],
-                    url=service.planned_url(self.platform.settings, t.subdomain), modules=list(t.modules or []))
+                    url=url, modules=list(t.modules or []), domains=routed)
 
     def _write(self, **values) -> bool:
         """Write tenant fields unless the user changed the desired state meanwhile."""

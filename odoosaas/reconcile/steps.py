@@ -81,7 +81,9 @@ def ensure_admin_credentials(ctx) -> None:
 
 
 def ensure_routing(ctx) -> None:
-    ctx.save(url=ctx.platform.driver.route(ctx.tenant, ctx.spec()))
+    spec = ctx.spec()
+    getattr(apps.template(ctx.tenant.app), "set_url", lambda spec: None)(spec)
+    ctx.save(url=ctx.platform.driver.route(ctx.tenant, spec))
 
 
 def ensure_ready(ctx, poll: float = 0.1) -> None:

@@ -21,6 +21,7 @@ from odoosaas.errors import PermanentError, TemporaryError
 from odoosaas.reconcile import operations
 from odoosaas.reconcile.context import Context
 from odoosaas.store.models import Operation, Tenant, now
+from odoosaas.tenants import domains
 
 log = logging.getLogger(__name__)
 
@@ -53,19 +54,37 @@ class Worker:
         self.resync: set[str] | None = None  # tenants to re-ensure once after start (None: not listed yet)
         self.done: dict[str, tuple[int, set]] = {}  # tenant -> (generation, steps this worker did for it)
         self.inflight: set[str] = set()
+        self.sweeping: set = set()
         self.lock = threading.Lock()
 
     def run(self, stop: threading.Event) -> None:
         self.release_dead_host_leases()
         with ThreadPoolExecutor(self.threads, thread_name_prefix="reconcile") as pool:
-            renewed = time.monotonic()
+            renewed, swept = time.monotonic(), {}
             while not stop.is_set():
                 for kind, row_id in self.claim(self.threads - len(self.inflight)):
                     pool.submit(self.reconcile, kind, row_id)
+                self.sweep(pool, swept)
                 if time.monotonic() - renewed > self.lease_for.total_seconds() / 4:
                     renewed = self.renew_leases()
                 self.platform.wakeup.wait(0.1)
                 self.platform.wakeup.clear()
+
+    def sweep(self, pool, last: dict) -> None:
+        """Periodic work that is not a row (domain proofs), each at its interval, one run at a time."""
+        for every, job in ((self.platform.settings.domain_check_seconds, domains.sweep),):
+            if time.monotonic() - last.get(job, -every) >= every and job not in self.sweeping:
+                last[job] = time.monotonic()
+                self.sweeping.add(job)
+                pool.submit(self.guarded, job)
+
+    def guarded(self, job) -> None:
+        try:
+            job(self.platform)
+        except Exception:
+            log.exception("periodic %s failed", job.__module__)
+        finally:
+            self.sweeping.discard(job)
 
     def renew_leases(self) -> float:
         """A heartbeat: a step may run longer than a lease (an Odoo install), and must keep its row."""

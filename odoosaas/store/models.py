@@ -151,3 +151,15 @@ class Operation(Base):
     lease_owner: Mapped[str | None] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(default=now)
     finished_at: Mapped[datetime | None]
+
+
+class Domain(Base):
+    """A customer's own hostname for a tenant (FE-5), routed once a TXT record proves control of it."""
+    __tablename__ = "domains"
+    name: Mapped[str] = mapped_column(String(253), primary_key=True)  # lowercase: one claim across all customers
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    token: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending | verified | failing
+    certificate_expires_at: Mapped[datetime | None]
+    checked_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=now)

@@ -3,13 +3,13 @@ import dataclasses
 import secrets
 
 import psycopg
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from odoosaas import apps
 from odoosaas.errors import Conflict, Invalid, NotFound, TemporaryError
 from odoosaas.reconcile import operations
-from odoosaas.store.models import Event, Operation, Tenant, User, now
+from odoosaas.store.models import Domain, Event, Operation, Tenant, User, now
 from odoosaas.tenants import moves, rules
 
 # desired state and the status shown while the reconciler works towards it
@@ -88,6 +88,8 @@ def change(platform, user: User, tenant_id: str, action: str) -> Tenant:
             tenant.generation += 1
             tenant.attempts, tenant.next_attempt_at = 0, now()
             record(db, tenant, action, f"{action} requested")
+            if action == "delete":  # its domains are free for others to claim
+                db.execute(delete(Domain).where(Domain.tenant_id == tenant.id))
         elif action != "delete":
             raise Conflict(f"This instance is already {tenant.status}.", "invalid_state")
     platform.wake()
@@ -102,13 +104,18 @@ def set_admin_password(platform, user: User, tenant_id: str, password: str) -> T
             raise Conflict("This instance is being deleted.", "invalid_state")
         tenant.secrets = platform.box.seal({**platform.box.open(tenant.secrets), "admin_password": password})
         tenant.admin_set = False
-        if tenant.desired == "running" and tenant.status != "failed":
-            tenant.generation += 1
-            tenant.progress, tenant.status_detail = pending_steps("running"), "setting the admin password"
-            tenant.attempts, tenant.next_attempt_at = 0, now()
+        rerun(db, tenant, "setting the admin password")
         record(db, tenant, "admin_password", "admin password change requested")
     platform.wake()
     return tenant
+
+
+def rerun(db, tenant: Tenant, why: str) -> None:
+    """Run a running tenant's plan again (a stopped one gets it at its next start)."""
+    if tenant.desired == "running" and tenant.status != "failed":
+        tenant.generation += 1
+        tenant.progress, tenant.status_detail = pending_steps("running"), why
+        tenant.attempts, tenant.next_attempt_at = 0, now()
 
 
 def install_modules(platform, user: User, tenant_id: str, names: list[str]) -> Operation:

@@ -18,7 +18,7 @@ from odoosaas.drivers import Observed
 from odoosaas.drivers.k8s import specs
 from odoosaas.errors import PermanentError, TemporaryError
 
-create_namespaced_resource("traefik.io", "v1alpha1", "IngressRoute", "ingressroutes")
+IngressRoute = create_namespaced_resource("traefik.io", "v1alpha1", "IngressRoute", "ingressroutes")
 PodMetrics = create_namespaced_resource("metrics.k8s.io", "v1beta1", "PodMetrics", "pods")
 FIELD_MANAGER = "odoosaas"
 
@@ -104,6 +104,11 @@ class KubernetesDriver:
 
     def route(self, tenant, spec) -> str:
         self._send(specs.route(spec, self.settings))
+        if spec.domains:
+            self._send(specs.domain_route(spec, self.settings))
+        else:
+            ns = specs.namespace_name(spec.subdomain)
+            deleted(lambda: self.client.delete(IngressRoute, "domains", namespace=ns))
         return f"{self.settings.public_scheme}://{spec.subdomain}.{self.settings.base_domain}"
 
     def stop(self, tenant) -> None:

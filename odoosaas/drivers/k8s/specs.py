@@ -174,6 +174,16 @@ def route(spec, settings) -> dict:
                 {"match": f"Host(`{host}`)", "kind": "Rule", "services": [{"name": "app", "port": PORT}]}]}}
 
 
+def domain_route(spec, settings) -> dict:
+    """Custom domains: their own IngressRoute, certificates from Traefik's ACME resolver (HTTP-01)."""
+    routes = [{"match": f"Host(`{domain}`)", "kind": "Rule", "services": [{"name": "app", "port": PORT}]}
+              for domain in spec.domains]
+    return {"apiVersion": "traefik.io/v1alpha1", "kind": "IngressRoute",
+            "metadata": meta("domains", namespace_name(spec.subdomain)), "spec": {
+                "entryPoints": settings.k8s_entry_points.split(","), "routes": routes,
+                "tls": {"certResolver": settings.k8s_cert_resolver}}}
+
+
 def postgres(name: str, namespace: str, settings, storage_gb: int) -> list[dict]:
     """A PostgreSQL server: headless Service + StatefulSet; its superuser password in a Secret."""
     labels = {**DB_LABEL, "odoosaas.io/db-server": name}

@@ -1,0 +1,146 @@
+"""Custom domains (FE-5): a claim, its proof by a TXT record, and its route and certificate once proven.
+
+The worker's sweep proves pending domains and re-proves proven ones daily; one whose record
+disappeared is `failing` (the customer is warned) yet stays routed: a DNS hiccup must not take a
+site down, and its owner proved control once. A change that alters routes runs the tenant's plan again."""
+import base64
+import ipaddress
+import json
+import re
+import secrets
+from datetime import timedelta
+
+import dns.exception
+import dns.nameserver
+import dns.resolver
+from cryptography import x509
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from odoosaas.errors import Conflict, Invalid, NotFound
+from odoosaas.store.models import Domain, Tenant, now
+from odoosaas.tenants import service
+
+CHALLENGE = "_odoosaas-challenge"
+# the API's schema says the same (any case, a final dot allowed); the last label is not a number
+HOSTNAME = r"^([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.?$"
+RECHECK = timedelta(days=1)
+
+
+def valid_name(name: str, settings) -> str:
+    fits = 4 <= len(name) <= 254 and re.match(HOSTNAME, name)
+    name = name.lower().removesuffix(".")
+    try:
+        ipaddress.ip_address(name)
+        problem = "is an IP address, not a domain name"
+    except ValueError:
+        problem = "" if fits else "is not a valid host name (e.g. erp.example.com)"
+    if not problem and (name == settings.base_domain or name.endswith("." + settings.base_domain)):
+        problem = f"is under the platform's own domain ({settings.base_domain})"
+    if problem:
+        raise Invalid(f"The domain {problem}.", fields={"name": problem})
+    return name
+
+
+def claim(platform, user, tenant_id: str, name: str) -> dict:
+    name = valid_name(name, platform.settings)
+    try:
+        with platform.store.session() as db:
+            tenant = service.owned(db, user, tenant_id)
+            if db.get(Domain, name):
+                raise Conflict("This domain is already claimed.", "domain_taken")
+            domain = Domain(name=name, tenant_id=tenant.id, token=secrets.token_urlsafe(24))
+            db.add(domain)
+    except IntegrityError:  # claimed meanwhile by someone else
+        raise Conflict("This domain is already claimed.", "domain_taken") from None
+    platform.wake()
+    return public(domain, tenant, platform.settings)
+
+
+def listed(platform, user, tenant_id: str) -> list[dict]:
+    with platform.store.session() as db:
+        tenant = service.owned(db, user, tenant_id)
+        rows = db.scalars(select(Domain).where(Domain.tenant_id == tenant.id).order_by(Domain.created_at))
+        return [public(domain, tenant, platform.settings) for domain in rows]
+
+
+def remove(platform, user, tenant_id: str, name: str) -> None:
+    with platform.store.session() as db:
+        tenant = service.owned(db, user, tenant_id)
+        domain = db.get(Domain, name.lower().removesuffix("."))
+        if domain is None or domain.tenant_id != tenant.id:
+            raise NotFound("No such domain on this instance.")
+        db.delete(domain)
+        if domain.status != "pending":
+            service.rerun(db, tenant, "removing a domain's route")
+    platform.wake()
+
+
+def public(domain: Domain, tenant: Tenant, settings) -> dict:
+    expires = domain.certificate_expires_at
+    return {"name": domain.name, "status": domain.status, "checked_at": domain.checked_at and domain.checked_at.isoformat(),
+            "records": [{"type": "TXT", "name": f"{CHALLENGE}.{domain.name}", "value": domain.token},
+                        {"type": "CNAME", "name": domain.name, "value": f"{tenant.subdomain}.{settings.base_domain}"}],
+            "certificate": {"status": "issued" if expires else "none", "expires_at": expires and expires.isoformat()}}
+
+
+def routed(db, tenant_id: str) -> dict[str, bool]:
+    """The tenant's proven domains, each with whether it has a certificate (then HTTP redirects)."""
+    rows = db.scalars(select(Domain).where(Domain.tenant_id == tenant_id, Domain.status != "pending"))
+    return {domain.name: domain.certificate_expires_at is not None for domain in rows.all()}
+
+
+def resolver(settings) -> dns.resolver.Resolver:
+    if not settings.dns_resolvers:
+        return dns.resolver.Resolver()
+    chosen = dns.resolver.Resolver(configure=False)
+    addresses = [item.strip().rpartition(":") for item in settings.dns_resolvers.split(",")]
+    chosen.nameservers = [dns.nameserver.Do53Nameserver(host or port, int(port) if host else 53)
+                          for host, _, port in addresses]
+    return chosen
+
+
+def proven(domain: Domain, settings) -> bool | None:
+    """Whether the challenge record holds the token; None when DNS could not tell (try again later)."""
+    try:
+        answer = resolver(settings).resolve(f"{CHALLENGE}.{domain.name}", "TXT", lifetime=5)
+    except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
+        return False
+    except dns.exception.DNSException:
+        return None
+    return any(b"".join(record.strings).decode(errors="replace") == domain.token for record in answer)
+
+
+def certificates(path) -> dict:
+    """Domain -> expiry of each certificate in the storage file of Traefik's ACME resolver."""
+    try:
+        stored = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return {item["domain"]["main"]: x509.load_pem_x509_certificate(base64.b64decode(item["certificate"]))
+            .not_valid_after_utc for resolver_data in stored.values() for item in resolver_data.get("Certificates") or []}
+
+
+def sweep(platform) -> None:
+    """Prove what is due (DNS outside any transaction), note certificates, route what changed."""
+    with platform.store.session() as db:
+        domains = db.scalars(select(Domain)).all()
+    issued = certificates(platform.settings.data_dir / "acme.json")
+    for domain in domains:
+        due = domain.status == "pending" or not domain.checked_at or now() - domain.checked_at > RECHECK
+        proof = proven(domain, platform.settings) if due else None
+        status = domain.status if proof is None else "verified" if proof else (
+            "pending" if domain.status == "pending" else "failing")
+        expires = issued.get(domain.name)
+        if (status, expires) == (domain.status, domain.certificate_expires_at) and proof is None:
+            continue
+        with platform.store.session() as db:
+            row = db.get(Domain, domain.name)
+            if row is None or row.tenant_id != domain.tenant_id:
+                continue
+            row.status, row.certificate_expires_at = status, expires
+            row.checked_at = now() if proof is not None else row.checked_at
+            if (domain.status == "pending") != (status == "pending") or bool(expires) != bool(domain.certificate_expires_at):
+                service.rerun(db, db.get(Tenant, domain.tenant_id), f"routing {domain.name}")
+    if domains:
+        platform.wake()
