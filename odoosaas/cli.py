@@ -1,4 +1,4 @@
-"""Command line: `odoosaas serve | worker | create-admin | tenants | db upgrade | add-db-server`."""
+"""Command line: `odoosaas serve | worker | create-admin | add-db-server` (the first two migrate the store)."""
 import logging
 import os
 import signal
@@ -96,29 +96,6 @@ def create_admin(email):
     platform().store.upgrade()
     ensure_admin(platform(), email, password)
     click.echo(f"{email} is an operator")
-
-
-@main.command()
-@with_appcontext
-def tenants():
-    """List every tenant."""
-    from odoosaas.tenants import service
-    with platform().store.session() as db:
-        for t in service.admin_list(db):
-            click.echo(f"{t.id}  {t.subdomain:30} {t.status:10} {t.tier:10} {t.db_strategy:9} {t.owner.email}")
-
-
-@main.group()
-def db():
-    """The metadata store."""
-
-
-@db.command("upgrade")
-@with_appcontext
-def db_upgrade():
-    """Apply the store's migrations."""
-    platform().store.upgrade()
-    click.echo("store is up to date")
 
 
 @main.command("add-db-server")

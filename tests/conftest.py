@@ -15,7 +15,10 @@ from odoosaas import create_app
 from odoosaas.limits import limiter
 from odoosaas.pg.clusters import Cluster, free_port
 
-pytest_plugins = ["tests.supabase_env"]  # GoTrue, the SMTP sink, `accounts` on either identity provider
+pytest_plugins = ["tests.supabase_env",  # GoTrue, the SMTP sink, `accounts` on either identity provider
+                  "tests.domains_env",  # `dns_server` (CoreDNS) and `acme_server` (Pebble), custom domains
+                  "tests.s3_env",  # `s3_server`: MinIO with a bucket, for the backups
+                  "tests.killbill_env"]  # `killbill`: one Kill Bill server per session, test clock on
 
 # pytest's tmp_path lives under a 0700 folder that PostgreSQL (run as `postgres`) cannot enter.
 SCRATCH = Path(os.environ.get("ODOOSAAS_TEST_SCRATCH", tempfile.gettempdir())) / "odoosaas-tests"
@@ -72,7 +75,7 @@ def workdir():
 def make_app(workdir: Path, **overrides):
     # No Odoo unless a test asks (tests/test_odoo.py): the fast tests run the sample app, by the fallback setting.
     settings = {"data_dir": workdir, "rate_limit": "1000 per minute", "local_fallback_app": "sample",
-                "odoo_bin": str(workdir / "no-odoo" / "odoo-bin"), "traefik_port": 0, "portal_url": "http://portal.test",
+                "odoo_bin": str(workdir / "no-odoo" / "odoo-bin"), "traefik_port": 0, "traefik_tls_port": 0, "portal_url": "http://portal.test",
                 **overrides}
     app = create_app(settings)
     app.extensions["odoosaas"].store.upgrade()

@@ -84,7 +84,11 @@ def start_traefik(kubeconfig: Path, workdir: Path):
             "--providers.kubernetescrd.allowEmptyServices=true", f"--entryPoints.websecure.address=127.0.0.1:{web}",
             f"--entryPoints.traefik.address=127.0.0.1:{api}", "--api=true", "--api.insecure=true",
             "--api.dashboard=false", "--providers.providersThrottleDuration=100ms",
-            "--global.checkNewVersion=false", "--global.sendAnonymousUsage=false", "--log.level=INFO"]
+            "--global.checkNewVersion=false", "--global.sendAnonymousUsage=false", "--log.level=INFO",
+            # the resolver custom domains' IngressRoutes name (ODOOSAAS_K8S_CERT_RESOLVER); no CA answers here
+            "--certificatesResolvers.letsencrypt.acme.caServer=https://127.0.0.1:9/dir",
+            f"--certificatesResolvers.letsencrypt.acme.storage={workdir / 'acme.json'}",
+            "--certificatesResolvers.letsencrypt.acme.httpChallenge.entryPoint=websecure"]
     log = open(workdir / "traefik-crd.log", "ab")
     process = subprocess.Popen(argv, env={**os.environ, "KUBECONFIG": str(kubeconfig)}, stdout=log,
                                stderr=subprocess.STDOUT)

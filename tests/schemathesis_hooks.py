@@ -2,8 +2,8 @@
 import schemathesis
 
 # What only the platform can judge, never the request's shape: which Odoo apps this installation has
-# (`modules`, `names`) and whether it issued a reset token (`token`).
-BUSINESS_FIELDS = {"modules", "names", "token"}
+# (`modules`, `names`), whether it issued a reset token (`token`), its own base domain (a domain's `name`).
+BUSINESS_FIELDS = {"modules", "names", "token", "name"}
 
 
 @schemathesis.check

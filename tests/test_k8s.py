@@ -21,7 +21,8 @@ from odoosaas.drivers.k8s.driver import KubernetesDriver
 from odoosaas.errors import TemporaryError
 from odoosaas.reconcile.worker import Worker
 from odoosaas.settings import Settings
-from odoosaas.tenants import fleet
+from odoosaas.store.models import Domain, Tenant
+from odoosaas.tenants import fleet, service
 from tests import k8s_env
 from tests.conftest import Caller, make_app, scratch_dir
 from tests.test_k8s_specs import make_spec
@@ -96,8 +97,16 @@ def test_six_tenants_spread_route_and_go(cluster, admin_client, traefik, pg_admi
     from tests.inspect import tenant_row
     usage = operator.driver.usage(tenant_row(app, tenants[0]["id"]))  # the testbed has no metrics-server
     assert usage == {"source": "limits", "memory_bytes": 1024 * 2**20, "cpu_millicores": 500}
-    rules = set(wait_for_routers(traefik, 6).values())
-    assert {f"Host(`{name}.example.test`)" for name in ids} <= rules
+    first = ids["spread-0"]  # a proven custom domain gets its own IngressRoute (the DNS proof: test_domains.py)
+    assert caller.post(f"/api/v1/tenants/{first}/domains", json={"name": "spread-shop.example.org"}).status_code == 201
+    with operator.store.session() as db:
+        db.get(Domain, "spread-shop.example.org").status = "verified"
+        service.rerun(db, db.get(Tenant, first), "routing a domain")
+    converge(app)
+    rules = set(wait_for_routers(traefik, 7).values())
+    assert {f"Host(`{name}.example.test`)" for name in ids} | {"Host(`spread-shop.example.org`)"} == rules
+    route = admin_client.get(IngressRoute, "domains", namespace="t-spread-0")
+    assert route.spec["tls"] == {"certResolver": "letsencrypt"}
     for tenant_id in ids.values():
         caller.delete(f"/api/v1/tenants/{tenant_id}")
     converge(app)

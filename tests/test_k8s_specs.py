@@ -81,10 +81,12 @@ def test_routes():
     route = specs.route(make_spec(), Settings(base_domain="example.com"))
     assert route["apiVersion"] == "traefik.io/v1alpha1" and route["kind"] == "IngressRoute"
     assert route["spec"]["routes"][0]["match"] == "Host(`acme.example.com`)"
-    ingress = specs.route(make_spec(), Settings(base_domain="example.com", k8s_routing="ingress",
-                                                k8s_tls_secret="wildcard"))
-    assert ingress["spec"]["rules"][0]["host"] == "acme.example.com"
-    assert ingress["spec"]["tls"][0]["secretName"] == "wildcard"
+    assert specs.route(make_spec(), Settings(k8s_tls_secret="wildcard"))["spec"]["tls"] == {"secretName": "wildcard"}
+    spec = make_spec()
+    spec.domains = {"erp.acme.com": False, "shop.acme.com": True}
+    domains = specs.domain_route(spec, Settings(k8s_cert_resolver="le"))
+    assert [r["match"] for r in domains["spec"]["routes"]] == ["Host(`erp.acme.com`)", "Host(`shop.acme.com`)"]
+    assert domains["spec"]["tls"] == {"certResolver": "le"} and domains["metadata"]["namespace"] == "t-acme"
 
 
 def test_dedicated_postgres():

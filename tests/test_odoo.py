@@ -213,6 +213,23 @@ def test_owner_sets_a_new_admin_password_through_the_api(platform_app, owner, pa
     wait_for(owner, tenant_id)
 
 
+def test_web_base_url_follows_the_primary_custom_domain(platform_app, owner, pair):
+    from odoosaas.store.models import Domain, Tenant
+    from odoosaas.tenants import service
+    app, port = platform_app
+    tenant_id, platform = pair["right"]["id"], app.extensions["odoosaas"]
+    assert owner.post(f"/api/v1/tenants/{tenant_id}/domains", json={"name": "erp.right.example"}).status_code == 201
+    with platform.store.session() as db:  # proven (the DNS proof and TLS are tests/test_domains.py's)
+        db.get(Domain, "erp.right.example").status = "verified"
+        service.rerun(db, db.get(Tenant, tenant_id), "routing a domain")
+    platform.wake()
+    wait_for(owner, tenant_id)
+    session = login(port, "right", "right@example.com", PASSWORD)  # an admin's login must not set it back
+    assert uid(session) == 2
+    value = call(port, "right", session, "ir.config_parameter", "get_param", "web.base.url")
+    assert value["result"] == "https://erp.right.example", value
+
+
 def test_an_app_installed_later_beside_the_running_server_is_picked_up(platform_app, owner, pair):
     """POST /tenants/{id}/modules: an operation runs `odoo-bin -i` beside the server, which reloads."""
     app, port = platform_app
@@ -301,6 +318,16 @@ def test_a_dedicated_server_gets_base_installed_straight_into_the_tenants_databa
     owner.delete(f"/api/v1/tenants/{tenant_id}")
 
 
+def answer_becomes(port, host: str, status: int, timeout: float = 5) -> bool:
+    """Traefik applies a changed route file a moment after it changes (a watcher, then a 100 ms throttle)."""
+    deadline = time.monotonic() + timeout
+    while httpx.get(f"http://127.0.0.1:{port}/web/login", headers={"Host": host}).status_code != status:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
 def test_stop_start_delete(platform_app, owner, pair):
     app, port = platform_app
     tenant_id = pair["right"]["id"]
@@ -308,7 +335,7 @@ def test_stop_start_delete(platform_app, owner, pair):
     owner.post(f"/api/v1/tenants/{tenant_id}/stop")
     wait_for(owner, tenant_id, "stopped")
     assert app_processes(tenant_id) == []
-    assert httpx.get(f"http://127.0.0.1:{port}/web/login", headers={"Host": "right.localhost"}).status_code == 404
+    assert answer_becomes(port, "right.localhost", 404), "Traefik drops the stopped tenant's route"
     owner.post(f"/api/v1/tenants/{tenant_id}/start")
     wait_for(owner, tenant_id)
     assert uid(login(port, "right", "right@example.com", PASSWORD)) == 2
@@ -320,5 +347,5 @@ def test_stop_start_delete(platform_app, owner, pair):
     assert app_processes(tenant_id) == []
     assert not (settings.data_dir / "apps" / tenant_id).exists(), "config and filestore are gone"
     assert not (settings.data_dir / "traefik" / "right.yaml").exists()
-    assert httpx.get(f"http://127.0.0.1:{port}/web/login", headers={"Host": "right.localhost"}).status_code == 404
+    assert answer_becomes(port, "right.localhost", 404)
     assert uid(login(port, "left", "left@example.com", PASSWORD)) == 2, "the neighbour is untouched"

@@ -5,7 +5,7 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import create_engine, event
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import sessionmaker
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -43,11 +43,5 @@ class Store:
 
 
 def _sqlite_pragmas(dbapi_connection, _record):
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=30000")
-    cursor.close()
-
-
-__all__ = ["Store", "Session"]
+    for pragma in ("journal_mode=WAL", "foreign_keys=ON"):  # the busy timeout is the driver's `timeout` above
+        dbapi_connection.execute(f"PRAGMA {pragma}").close()

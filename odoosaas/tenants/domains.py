@@ -28,7 +28,7 @@ RECHECK = timedelta(days=1)
 
 
 def valid_name(name: str, settings) -> str:
-    fits = 4 <= len(name) <= 254 and re.match(HOSTNAME, name)
+    fits = 4 <= len(name) <= 254 and re.fullmatch(HOSTNAME, name)
     name = name.lower().removesuffix(".")
     try:
         ipaddress.ip_address(name)
@@ -86,7 +86,8 @@ def public(domain: Domain, tenant: Tenant, settings) -> dict:
 
 def routed(db, tenant_id: str) -> dict[str, bool]:
     """The tenant's proven domains, each with whether it has a certificate (then HTTP redirects)."""
-    rows = db.scalars(select(Domain).where(Domain.tenant_id == tenant_id, Domain.status != "pending"))
+    rows = db.scalars(select(Domain).where(Domain.tenant_id == tenant_id, Domain.status != "pending")
+                      .order_by(Domain.created_at))  # the first is the primary one
     return {domain.name: domain.certificate_expires_at is not None for domain in rows.all()}
 
 
@@ -124,23 +125,25 @@ def certificates(path) -> dict:
 def sweep(platform) -> None:
     """Prove what is due (DNS outside any transaction), note certificates, route what changed."""
     with platform.store.session() as db:
-        domains = db.scalars(select(Domain)).all()
+        claimed = db.scalars(select(Domain)).all()
     issued = certificates(platform.settings.data_dir / "acme.json")
-    for domain in domains:
-        due = domain.status == "pending" or not domain.checked_at or now() - domain.checked_at > RECHECK
-        proof = proven(domain, platform.settings) if due else None
-        status = domain.status if proof is None else "verified" if proof else (
-            "pending" if domain.status == "pending" else "failing")
-        expires = issued.get(domain.name)
-        if (status, expires) == (domain.status, domain.certificate_expires_at) and proof is None:
+    for old in claimed:
+        due = old.status == "pending" or not old.checked_at or now() - old.checked_at > RECHECK
+        proof, new = proven(old, platform.settings) if due else None, {"certificate_expires_at": issued.get(old.name)}
+        if proof is None and new["certificate_expires_at"] == old.certificate_expires_at:
             continue
+        if proof is not None:
+            new.update(checked_at=now(), status="verified" if proof else "failing" if old.status != "pending" else "pending")
         with platform.store.session() as db:
-            row = db.get(Domain, domain.name)
-            if row is None or row.tenant_id != domain.tenant_id:
+            row = db.get(Domain, old.name)
+            if row is None or row.token != old.token:  # removed, or claimed anew, meanwhile
                 continue
-            row.status, row.certificate_expires_at = status, expires
-            row.checked_at = now() if proof is not None else row.checked_at
-            if (domain.status == "pending") != (status == "pending") or bool(expires) != bool(domain.certificate_expires_at):
-                service.rerun(db, db.get(Tenant, domain.tenant_id), f"routing {domain.name}")
-    if domains:
-        platform.wake()
+            for key, value in new.items():
+                setattr(row, key, value)
+            if routing(old) != routing(row):
+                service.rerun(db, db.get(Tenant, row.tenant_id), f"routing {row.name}")
+    platform.wake()
+
+
+def routing(domain: Domain) -> tuple[bool, bool]:
+    return domain.status != "pending", domain.certificate_expires_at is not None

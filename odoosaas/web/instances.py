@@ -1,10 +1,10 @@
 """The customer's instances: list, create with live hints, the live instance page, stop/start/delete."""
 from flask import Blueprint, flash, g, get_template_attribute, redirect, render_template, request, url_for
 
-from odoosaas.api.schemas import AdminPassword, ModuleNames, TenantRequest
+from odoosaas.api.schemas import AdminPassword, DomainRequest, ModuleNames, TenantRequest
 from odoosaas.apps import odoo
 from odoosaas.errors import Conflict
-from odoosaas.tenants import rules, service
+from odoosaas.tenants import domains, rules, service
 from odoosaas.web.pages import fields, platform, submit
 
 bp = Blueprint("instances", __name__, url_prefix="/instances")
@@ -69,7 +69,8 @@ def show(tenant_id: str, errors: dict | None = None, status: int = 200):
     if tenant["app"] == "odoo" and tenant["status"] == "running":
         installed = {m["name"]: m["state"] for m in service.installed_modules(platform(), g.user, tenant_id)}
     return render_template("instance.html", t=tenant, errors=errors or {}, installed=installed,
-                           odoo_apps=odoo_apps() if installed else []), status
+                           odoo_apps=odoo_apps() if installed else [],
+                           domains=domains.listed(platform(), g.user, tenant_id)), status
 
 
 @bp.post("/<tenant_id>/admin-password")
@@ -93,7 +94,23 @@ def install(tenant_id: str):
 
 def show_context(tenant_id: str) -> dict:
     with platform().store.session() as db:
-        return {"t": service.public(service.owned(db, g.user, tenant_id)), "installed": {}, "odoo_apps": []}
+        tenant = service.public(service.owned(db, g.user, tenant_id))
+    return {"t": tenant, "installed": {}, "odoo_apps": [], "domains": domains.listed(platform(), g.user, tenant_id)}
+
+
+@bp.post("/<tenant_id>/domains")
+def claim_domain(tenant_id: str):
+    def claim(body: DomainRequest):
+        domains.claim(platform(), g.user, tenant_id, body.name)
+        return redirect(url_for(".show", tenant_id=tenant_id))
+    return submit(DomainRequest, fields(), claim, "instance.html", **show_context(tenant_id))
+
+
+@bp.post("/<tenant_id>/domains/<name>/delete")
+def remove_domain(tenant_id: str, name: str):
+    domains.remove(platform(), g.user, tenant_id, name)
+    flash(f"{name} is no longer routed to this instance.")
+    return redirect(url_for(".show", tenant_id=tenant_id))
 
 
 @bp.post("/<tenant_id>/<any(stop, start):action>")

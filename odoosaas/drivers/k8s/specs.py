@@ -160,14 +160,8 @@ def service(spec) -> dict:
 
 
 def route(spec, settings) -> dict:
-    """Traefik IngressRoute (or a plain Ingress) for `<sub>.<base domain>`."""
+    """Traefik IngressRoute for `<sub>.<base domain>`."""
     ns, host = namespace_name(spec.subdomain), f"{spec.subdomain}.{settings.base_domain}"
-    if settings.k8s_routing == "ingress":
-        tls = [{"hosts": [host], **({"secretName": settings.k8s_tls_secret} if settings.k8s_tls_secret else {})}]
-        backend = {"service": {"name": "app", "port": {"number": PORT}}}
-        return {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": meta("app", ns),
-                "spec": {"tls": tls, "rules": [{"host": host, "http": {"paths": [
-                    {"path": "/", "pathType": "Prefix", "backend": backend}]}}]}}
     tls = {"secretName": settings.k8s_tls_secret} if settings.k8s_tls_secret else {}
     return {"apiVersion": "traefik.io/v1alpha1", "kind": "IngressRoute", "metadata": meta("app", ns),
             "spec": {"entryPoints": settings.k8s_entry_points.split(","), "tls": tls, "routes": [
