@@ -5,7 +5,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 # 1: Debian's Chromium too, for the dashboard's browser tests (`make test` sets it)
 WITH_BROWSER ?= 0
 
-.PHONY: run test system traefik k8s supabase bench odoo odoo-start
+.PHONY: run test system traefik k8s supabase killbill bench odoo odoo-start
 
 $(STAMP): pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,10 @@ k8s:
 supabase:
 	testbed/supabase/build.sh
 
+# Kill Bill 0.22.26 (war) and jetty-runner from Maven Central, through ~/.m2, into the cache, once
+killbill:
+	testbed/killbill/fetch.sh >/dev/null
+
 # Odoo 18.0 from ODOOSAAS_ODOO_SOURCE (default ../shared/vendor/odoo-18.0.tar.xz) into the cache, once.
 # `odoo-start` begins it in the background (it takes a minute), `odoo` waits for it (a lock) and
 # fails with one line when there is no source, unless ODOOSAAS_LOCAL_FALLBACK_APP is set.
@@ -40,7 +44,7 @@ run: odoo-start $(STAMP) system traefik odoo
 	$(VENV)/bin/odoosaas serve
 
 test: WITH_BROWSER = 1
-test: odoo-start $(STAMP) system traefik k8s supabase odoo
+test: odoo-start $(STAMP) system traefik k8s supabase killbill odoo
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
 bench: odoo-start $(STAMP) system traefik k8s odoo
