@@ -5,7 +5,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 # 1: Debian's Chromium too, for the dashboard's browser tests (`make test` sets it)
 WITH_BROWSER ?= 0
 
-.PHONY: run test system traefik k8s supabase killbill bench odoo odoo-start
+.PHONY: run test system traefik k8s supabase killbill domains bench odoo odoo-start
 
 $(STAMP): pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,10 @@ supabase:
 killbill:
 	testbed/killbill/fetch.sh >/dev/null
 
+# CoreDNS and Pebble, the DNS and ACME test servers of custom domains, from the Go proxy, once
+domains:
+	testbed/domains/build.sh >/dev/null
+
 # Odoo 18.0 from ODOOSAAS_ODOO_SOURCE (default ../shared/vendor/odoo-18.0.tar.xz) into the cache, once.
 # `odoo-start` begins it in the background (it takes a minute), `odoo` waits for it (a lock) and
 # fails with one line when there is no source, unless ODOOSAAS_LOCAL_FALLBACK_APP is set.
@@ -44,7 +48,7 @@ run: odoo-start $(STAMP) system traefik odoo
 	$(VENV)/bin/odoosaas serve
 
 test: WITH_BROWSER = 1
-test: odoo-start $(STAMP) system traefik k8s supabase killbill odoo
+test: odoo-start $(STAMP) system traefik k8s supabase killbill domains odoo
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
 bench: odoo-start $(STAMP) system traefik k8s odoo
