@@ -3,7 +3,7 @@ import logging
 
 from flask import make_response, request
 from flask_openapi3 import Info, OpenAPI
-from werkzeug.exceptions import HTTPException, MethodNotAllowed
+from werkzeug.exceptions import HTTPException, InternalServerError, MethodNotAllowed
 
 from odoosaas import api, limits, platform as platform_module, web
 from odoosaas.api import ops
@@ -30,9 +30,7 @@ def create_app(overrides: dict | None = None, platform=None):
     app.before_request(ops.start_timer)
     app.after_request(ops.observe)
     app.after_request(no_framing)
-    app.register_error_handler(ApiError, render_error)
-    app.register_error_handler(HTTPException, render_error)
-    app.register_error_handler(Exception, render_unexpected)
+    app.register_error_handler(Exception, render_error)
     return app
 
 
@@ -44,15 +42,13 @@ def no_framing(response):
 
 
 def render_error(exc):
+    """An API error, an HTTP exception or a crash: the site's page, or the JSON envelope under JSON_PATHS."""
+    if not isinstance(exc, (ApiError, HTTPException)):
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        exc = InternalServerError("Something went wrong on our side; it has been logged.")
     page = not request.path.startswith(JSON_PATHS)
-    response = make_response(web.error_page(exc) if page else api.handle_error(exc))
+    response = make_response(web.pages.error_page(exc) if page else api.handle_error(exc))
     if isinstance(exc, MethodNotAllowed):  # RFC 9110: a 405 names the methods the resource has
         response.headers["Allow"] = ", ".join(exc.valid_methods or ())
     return response
 
-
-def render_unexpected(exc):
-    log.exception("unhandled error on %s %s", request.method, request.path)
-    if not request.path.startswith(JSON_PATHS):
-        return web.error_page(exc)
-    return api.error_response(500, "internal", "Something went wrong on our side; it has been logged.")

@@ -326,6 +326,19 @@ def test_pages_get_html_errors_and_the_api_keeps_json(client):
     assert client.get("/instances/").headers["Location"] == "/login?next=/instances/?"
 
 
+def test_a_crash_is_logged_and_answered_without_its_details(workdir, caplog):
+    app = make_app(workdir)
+
+    def crash():
+        raise RuntimeError("secret detail")
+    app.add_url_rule("/crash", "crash", crash)
+    app.add_url_rule("/api/crash", "api_crash", crash)
+    page, answer = app.test_client().get("/crash"), app.test_client().get("/api/crash")
+    assert page.status_code == 500 and "<h1>Something went wrong</h1>" in page.text and "secret" not in page.text
+    assert answer.status_code == 500 and answer.json["error"]["code"] == "internal" and "secret" not in answer.text
+    assert "secret detail" in caplog.text
+
+
 def test_session_cookie_is_httponly_lax_and_secure_over_https(workdir, client, alice):
     cookie = form_login(client, alice.email).headers["Set-Cookie"]
     assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Secure" not in cookie

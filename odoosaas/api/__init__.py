@@ -9,7 +9,7 @@ from odoosaas.errors import ApiError, Forbidden, Unauthenticated
 BEARER = [{"bearer": []}]
 PUBLIC = ("/api/v1/auth/", "/api/v1/subdomains/")
 HTTP_CODES = {400: "invalid", 401: "unauthenticated", 404: "not_found", 405: "method_not_allowed",
-              413: "too_large", 415: "unsupported_media_type", 429: "rate_limited"}
+              413: "too_large", 415: "unsupported_media_type", 429: "rate_limited", 500: "internal"}
 
 
 def fails(*statuses: int) -> dict:

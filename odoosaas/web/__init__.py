@@ -4,7 +4,6 @@ from odoosaas.web import account, instances, operator, pages
 
 for child in (account, instances, operator):
     pages.bp.register_blueprint(child.bp)
-error_page = pages.error_page
 
 
 def init_app(app) -> None:

@@ -7,7 +7,7 @@ import secrets
 
 from flask import Blueprint, current_app, g, redirect, render_template, request, session, url_for
 from pydantic import ValidationError
-from werkzeug.exceptions import HTTPException, InternalServerError
+from werkzeug.exceptions import HTTPException
 
 from odoosaas.errors import ApiError, Forbidden, Unauthenticated
 
@@ -86,10 +86,8 @@ def submit(model, data: dict, action, template: str, **context):
     return render_template(template, errors=errors, form=request.form, **context), 400
 
 
-def error_page(exc: Exception):
+def error_page(exc: ApiError | HTTPException):
     """The site's page for an API error or HTTP exception raised outside the JSON API."""
-    if not isinstance(exc, (ApiError, HTTPException)):
-        exc = InternalServerError("Something went wrong on our side; it has been logged.")
     status = exc.status if isinstance(exc, ApiError) else exc.code or 500
     message = exc.message if isinstance(exc, ApiError) else exc.description
     return render_template("error.html", status=status, title=TITLES.get(status, "Error"), message=message), status
