@@ -75,7 +75,8 @@ def workdir():
 def make_app(workdir: Path, **overrides):
     # No Odoo unless a test asks (tests/test_odoo.py): the fast tests run the sample app, by the fallback setting.
     settings = {"data_dir": workdir, "rate_limit": "1000 per minute", "local_fallback_app": "sample",
-                "odoo_bin": str(workdir / "no-odoo" / "odoo-bin"), "traefik_port": 0, "traefik_tls_port": 0, "portal_url": "http://portal.test",
+                "odoo_bin": str(workdir / "no-odoo" / "odoo-bin"), "traefik_port": 0, "traefik_tls_port": 0,
+                "portal_url": "http://portal.test",
                 **overrides}
     app = create_app(settings)
     app.extensions["odoosaas"].store.upgrade()

@@ -66,7 +66,6 @@ def test_the_schema_and_the_server_agree_on_host_names():
 
 
 # End to end: CoreDNS is the platform's resolver, Pebble its ACME CA, Traefik its edge; the worker runs.
-from tests.domains_env import acme_server, dns_server, domain_servers  # noqa: E402,F401  (session servers)
 
 
 @pytest.fixture
@@ -117,6 +116,7 @@ def fetch(port: int, host: str, scheme: str = "http", roots: str = ""):
 
 def test_a_proven_domain_is_routed_over_https_with_a_certificate(edge, dns_server):
     import ssl
+    import time
 
     import httpx
     app, pebble, http_port, tls_port = edge
@@ -125,14 +125,17 @@ def test_a_proven_domain_is_routed_over_https_with_a_certificate(edge, dns_serve
     wait_for(lambda: alice.get(f"/api/v1/tenants/{tenant}").json["tenant"]["status"] == "running", "running")
     domain = alice.post(f"/api/v1/tenants/{tenant}/domains", json={"name": "erp.example.test"}).json["domain"]
     state = lambda: alice.get(f"/api/v1/tenants/{tenant}/domains").json["items"][0]  # noqa: E731
-    dns_server.set_records("example.test", [("erp", "A", "127.0.0.1")])  # pointed at us, not yet proven
     wait_for(lambda: state()["checked_at"], "a first check")
     assert state()["status"] == "pending" and fetch(http_port, "erp.example.test").status_code == 404
 
-    txt = domain["records"][0]
-    dns_server.set_records("example.test", [("erp", "A", "127.0.0.1"), (txt["name"] + ".", "TXT", txt["value"])])
+    txt = domain["records"][0]  # proven before the name points here: the first certificate order fails ...
+    dns_server.set_records("example.test", [(txt["name"] + ".", "TXT", txt["value"])])
     wait_for(lambda: state()["status"] == "verified", "verification")
     roots = pebble.issued_roots_pem()
+    time.sleep(3)
+    assert fetch(tls_port, "erp.example.test", "https", roots) is None, "no certificate without the address"
+    dns_server.set_records("example.test", [("erp", "A", "127.0.0.1"), (txt["name"] + ".", "TXT", txt["value"])])
+    # ... and the route is written anew (10 checks later), so Traefik asks again
     page = wait_for(lambda: fetch(tls_port, "erp.example.test", "https", roots), "HTTPS with Pebble's certificate")
     assert page.status_code == 200 and "<h1>acme</h1>" in page.text
     certificate = wait_for(lambda: state()["certificate"]["expires_at"] and state()["certificate"], "certificate")

@@ -157,11 +157,13 @@ class LocalDriver:
         host, name = f"{tenant.subdomain}.{self.settings.base_domain}", f"t-{tenant.subdomain}"
         config = {"routers": {name: {"rule": f"Host(`{host}`)", "service": name, "entryPoints": ["web"]}},
                   "services": {name: {"loadBalancer": {"servers": [{"url": f"http://127.0.0.1:{port}"}]}}},
-                  "middlewares": {name: {"redirectScheme": {"scheme": "https", "port": str(self.settings.traefik_tls_port)}}}}
+                  "middlewares": {name: {"redirectScheme": {"scheme": "https",
+                                                            "port": str(self.settings.traefik_tls_port)}}}}
         for index, (domain, certified) in enumerate(spec.domains.items()):  # HTTPS, and HTTP until certified
-            rule = {"rule": f"Host(`{domain}`)", "service": name}
-            config["routers"][f"{name}-{index}-tls"] = {**rule, "entryPoints": ["websecure"], "tls": {"certResolver": "acme"}}
-            config["routers"][f"{name}-{index}"] = {**rule, "entryPoints": ["web"], "middlewares": [name] * certified}
+            rule, key = {"rule": f"Host(`{domain}`)", "service": name}, f"{name}-{index}-{tenant.generation}"
+            # new names each generation: Traefik asks for a failed certificate again only when its router changes
+            config["routers"][f"{key}-tls"] = {**rule, "entryPoints": ["websecure"], "tls": {"certResolver": "acme"}}
+            config["routers"][key] = {**rule, "entryPoints": ["web"], "middlewares": [name] * certified}
         path = self._route_file(tenant)
         path.parent.mkdir(exist_ok=True)
         staged = path.with_suffix(".tmp")  # Traefik watches the folder: never let it read half a file

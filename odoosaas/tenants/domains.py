@@ -24,7 +24,7 @@ from odoosaas.tenants import service
 CHALLENGE = "_odoosaas-challenge"
 # the API's schema says the same (any case, a final dot allowed); the last label is not a number
 HOSTNAME = r"^([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.?$"
-RECHECK = timedelta(days=1)
+RECHECK = timedelta(days=1)  # a proven domain's proof; a missing certificate: every 10 checks
 
 
 def valid_name(name: str, settings) -> str:
@@ -128,7 +128,9 @@ def sweep(platform) -> None:
         claimed = db.scalars(select(Domain)).all()
     issued = certificates(platform.settings.data_dir / "acme.json")
     for old in claimed:
-        due = old.status == "pending" or not old.checked_at or now() - old.checked_at > RECHECK
+        uncertified = old.status != "pending" and not old.certificate_expires_at  # retried: Traefik will not
+        due = old.status == "pending" or not old.checked_at or now() - old.checked_at > (
+            timedelta(seconds=10 * platform.settings.domain_check_seconds) if uncertified else RECHECK)
         proof, new = proven(old, platform.settings) if due else None, {"certificate_expires_at": issued.get(old.name)}
         if proof is None and new["certificate_expires_at"] == old.certificate_expires_at:
             continue
@@ -140,7 +142,7 @@ def sweep(platform) -> None:
                 continue
             for key, value in new.items():
                 setattr(row, key, value)
-            if routing(old) != routing(row):
+            if routing(old) != routing(row) or uncertified and proof and not row.certificate_expires_at:
                 service.rerun(db, db.get(Tenant, row.tenant_id), f"routing {row.name}")
     platform.wake()
 
