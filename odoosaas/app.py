@@ -6,7 +6,6 @@ from flask_openapi3 import Info, OpenAPI
 from werkzeug.exceptions import HTTPException, InternalServerError, MethodNotAllowed
 
 from odoosaas import api, limits, platform as platform_module, web
-from odoosaas.api import ops
 from odoosaas.errors import ApiError
 from odoosaas.settings import Settings
 
@@ -27,8 +26,6 @@ def create_app(overrides: dict | None = None, platform=None):
     limits.init_app(app)
     api.init_app(app)
     web.init_app(app)
-    app.before_request(ops.start_timer)
-    app.after_request(ops.observe)
     app.after_request(no_framing)
     app.register_error_handler(Exception, render_error)
     return app

@@ -10,12 +10,9 @@ from flask.cli import FlaskGroup, with_appcontext
 from flask import current_app
 
 from odoosaas import create_app
+from odoosaas.api import platform
 from odoosaas.errors import ApiError, PermanentError, TemporaryError
 from odoosaas.platform import ensure_admin
-
-
-def platform():
-    return current_app.extensions["odoosaas"]
 
 
 @click.group(cls=FlaskGroup, create_app=create_app, add_default_commands=False)

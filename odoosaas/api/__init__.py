@@ -86,8 +86,8 @@ def authenticate_first():
 
 
 def init_app(app) -> None:
-    from odoosaas.api import admin, auth, moves, ops, tenants
+    from odoosaas.api import admin, auth, ops, tenants
     app.before_request(authenticate_first)
     app.before_request(require_json)
-    for module in (auth, tenants, admin, ops, moves):
+    for module in (auth, tenants, admin, ops):
         app.register_api(module.bp)

@@ -1,14 +1,25 @@
-"""Operator views (PA-1..7): every tenant, the overview, database servers."""
-from flask_openapi3 import APIBlueprint, Tag
+"""Operator views (PA-1..7): every tenant, the overview, database servers; moves between database
+strategies (PA-5): start one, see them, roll one back."""
+from typing import Literal
 
-from odoosaas.api import BEARER, SIGNED_IN, current_admin, fails, platform
-from odoosaas.api.schemas import AdminFilter, Items, Overview, TenantAnswer, TenantPath
-from odoosaas.errors import NotFound
-from odoosaas.store.models import Tenant
-from odoosaas.tenants import fleet, service
+from flask_openapi3 import APIBlueprint, Tag
+from pydantic import BaseModel
+
+from odoosaas.api import BEARER, BODY, SIGNED_IN, current_admin, fails, platform
+from odoosaas.api.schemas import AdminFilter, Body, Items, OperationAnswer, Overview, TenantAnswer, TenantPath
+from odoosaas.reconcile import operations
+from odoosaas.tenants import fleet, moves, service
 
 # 403: not an operator
 bp = APIBlueprint("admin", __name__, url_prefix="/api/v1/admin", abp_tags=[Tag(name="admin")], abp_responses=SIGNED_IN)
+
+
+class MoveTarget(Body):
+    target_strategy: Literal["shared", "dedicated"]
+
+
+class MovePath(BaseModel):
+    move_id: str
 
 
 @bp.before_request
@@ -16,23 +27,16 @@ def operators_only():  # before the query is checked: a customer learns nothing 
     current_admin()
 
 
-def with_owner(tenant: Tenant) -> dict:
-    return {**service.public(tenant), "owner_email": tenant.owner.email}
-
-
 @bp.get("/tenants", security=BEARER, responses={200: Items})
 def tenants(query: AdminFilter):
     with platform().store.session() as db:
-        return {"items": [with_owner(t) for t in service.admin_list(db, **query.model_dump())]}
+        return {"items": [fleet.with_owner(t) for t in service.admin_list(db, **query.model_dump())]}
 
 
 @bp.get("/tenants/<tenant_id>", security=BEARER, responses={200: TenantAnswer, **fails(404)})
 def tenant(path: TenantPath):
     with platform().store.session() as db:
-        row = db.get(Tenant, path.tenant_id)
-        if row is None:
-            raise NotFound("No such tenant.")
-        return {"tenant": fleet.detail(db, row, platform())}
+        return {"tenant": fleet.detail(db, path.tenant_id, platform())}
 
 
 @bp.get("/overview", security=BEARER, responses={200: Overview})
@@ -45,3 +49,21 @@ def overview():
 def db_servers():
     with platform().store.session() as db:
         return {"items": fleet.db_servers(db)}
+
+
+@bp.post("/tenants/<tenant_id>/migrate", security=BEARER,
+         responses={202: OperationAnswer, **BODY, **fails(404, 409)})
+def migrate(path: TenantPath, body: MoveTarget):
+    operation = moves.start(platform(), current_admin(), path.tenant_id, body.target_strategy)
+    return {"operation": operations.public(operation)}, 202
+
+
+@bp.get("/migrations", security=BEARER, responses={200: Items})
+def migrations():
+    with platform().store.session() as db:
+        return {"items": [operations.public(o) for o in moves.moves_of(db)]}
+
+
+@bp.post("/migrations/<move_id>/rollback", security=BEARER, responses={202: OperationAnswer, **fails(404, 409)})
+def rollback(path: MovePath):
+    return {"operation": operations.public(moves.roll_back(platform(), path.move_id))}, 202

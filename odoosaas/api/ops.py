@@ -42,10 +42,12 @@ def metrics():
     return Response(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
 
 
+@bp.before_app_request
 def start_timer():
     g.started = time.perf_counter()
 
 
+@bp.after_app_request
 def observe(response):
     endpoint = request.url_rule.rule if request.url_rule else "unmatched"
     REQUESTS.labels(request.method, endpoint, response.status_code).inc()

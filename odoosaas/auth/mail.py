@@ -17,22 +17,18 @@ class Mailer:
         self.outbox = settings.data_dir / "outbox"
 
     def send(self, to: str, subject: str, body: str) -> None:
+        s = self.settings
         message = EmailMessage()
-        message["From"], message["To"], message["Subject"] = self.settings.mail_from, to, subject
+        message["From"], message["To"], message["Subject"] = s.mail_from, to, subject
         message.set_content(body)
-        if self.settings.smtp_host:
-            self._smtp(message)
+        if s.smtp_host:
+            with smtplib.SMTP(s.smtp_host, s.smtp_port, timeout=30) as smtp:
+                if s.smtp_user:
+                    smtp.starttls()
+                    smtp.login(s.smtp_user, s.smtp_password)
+                smtp.send_message(message)
         else:
             self.outbox.mkdir(parents=True, exist_ok=True)
             stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%f")
-            path = self.outbox / f"{stamp}-{uuid.uuid4().hex[:8]}.eml"
-            path.write_bytes(bytes(message))
+            (self.outbox / f"{stamp}-{uuid.uuid4().hex[:8]}.eml").write_bytes(bytes(message))
         log.info("mail %r sent", subject)
-
-    def _smtp(self, message: EmailMessage) -> None:
-        s = self.settings
-        with smtplib.SMTP(s.smtp_host, s.smtp_port, timeout=30) as smtp:
-            if s.smtp_user:
-                smtp.starttls()
-                smtp.login(s.smtp_user, s.smtp_password)
-            smtp.send_message(message)

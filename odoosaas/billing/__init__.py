@@ -1,19 +1,12 @@
 """Billing providers. The free tier is the default; Kill Bill implements the same verbs.
 
-`check_create` is asked before an instance is made; `created`/`deleted` are told after.
+`check_create(db, user, tier)` is asked before an instance is made (it raises to refuse);
+`created(tenant)`/`deleted(tenant)` are told after.
 """
-from typing import Protocol
-
 from sqlalchemy import func, select
 
 from odoosaas.errors import Conflict
 from odoosaas.store.models import Tenant
-
-
-class BillingProvider(Protocol):
-    def check_create(self, db, user, tier: str) -> None: ...
-    def created(self, tenant: Tenant) -> None: ...
-    def deleted(self, tenant: Tenant) -> None: ...
 
 
 class FreeTier:
@@ -29,11 +22,10 @@ class FreeTier:
             raise Conflict(f"Your plan allows {self.max_instances} instances; delete one first.", "limit_reached")
 
     def created(self, tenant: Tenant) -> None:
-        pass
+        """Nothing to record: the count of live instances is the whole plan."""
 
-    def deleted(self, tenant: Tenant) -> None:
-        pass
+    deleted = created
 
 
-def make_billing(settings) -> BillingProvider:
+def make_billing(settings):
     return FreeTier(settings.free_max_instances)

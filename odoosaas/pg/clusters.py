@@ -55,13 +55,9 @@ class Cluster:
         self.folder = folder
         self.data = folder / "data"
 
-    @property
-    def initialised(self) -> bool:
-        return (self.folder / READY_MARK).exists()
-
     def ensure(self, port: int, superuser: str, password: str, max_connections: int = 300) -> None:
         """Create (again, if a crash left half a cluster) and start; idempotent."""
-        if not self.initialised:
+        if not (self.folder / READY_MARK).exists():
             self._init(port, superuser, password, max_connections)
         if not self.running():
             self.start()

@@ -25,10 +25,9 @@ def remember(ctx, **values) -> None:
 def admin(ctx, which: str) -> dict:
     """The source's or target's superuser address; a server of ours is started (or made) first."""
     server = ctx.server(ctx.params[which])
-    address = steps.server_admin(ctx.platform, server)
     if server.managed:  # Kubernetes needs the tenant's spec: a dedicated server lives in its namespace
-        ctx.platform.driver.ensure_db_server(server, address, ctx.spec())
-    return {**address, "host": server.host, "port": server.port}
+        ctx.platform.driver.ensure_db_server(server, steps.server_admin(ctx.platform, server), ctx.spec())
+    return {**steps.server_admin(ctx.platform, server), "host": server.host, "port": server.port}
 
 
 def connect(ctx, which: str, tenant_db: bool = True):

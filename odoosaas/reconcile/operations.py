@@ -1,5 +1,6 @@
 """Operations: every long action besides a tenant's lifecycle is a row that the one worker runs
 as a flat list of idempotent steps for its kind. A new capability registers a step list here."""
+from contextlib import nullcontext
 from datetime import timedelta
 
 from sqlalchemy import update
@@ -25,11 +26,8 @@ def enqueue(platform, kind: str, tenant_id: str | None = None, params: dict | No
                 for name, _ in KINDS[kind]]
     operation = Operation(kind=kind, tenant_id=tenant_id, params=params or {}, progress=progress,
                           secret=platform.box.seal(secret) if secret else "", requested_by=requested_by)
-    if db is None:
-        with platform.store.session() as own:
-            own.add(operation)
-    else:
-        db.add(operation)
+    with platform.store.session() if db is None else nullcontext(db) as unit:
+        unit.add(operation)
     platform.wake()
     return operation
 

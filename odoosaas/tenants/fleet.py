@@ -2,7 +2,7 @@
 from psycopg.conninfo import conninfo_to_dict
 from sqlalchemy import func, select
 
-from odoosaas.errors import Invalid, TemporaryError
+from odoosaas.errors import Invalid, NotFound, TemporaryError
 from odoosaas.pg import ops
 from odoosaas.store.models import DbServer, Tenant
 from odoosaas.tenants import service
@@ -13,27 +13,25 @@ def counts(db, column) -> dict[str, int]:
     return {key: number for key, number in rows}
 
 
-def server_loads(db) -> dict[str, int]:
-    """Tenants placed on each server (all but deleted ones hold a database there)."""
-    rows = db.execute(select(Tenant.db_server_id, func.count())
-                      .where(Tenant.db_server_id.is_not(None), Tenant.status != "deleted")
-                      .group_by(Tenant.db_server_id))
-    return dict(rows.all())
-
-
 def db_servers(db) -> list[dict]:
-    loads = server_loads(db)
+    loads = counts(db, Tenant.db_server_id)  # all but deleted tenants hold a database on their server
     servers = db.scalars(select(DbServer).where(DbServer.status != "deleted").order_by(DbServer.kind, DbServer.name))
     return [{"id": s.id, "name": s.name, "kind": s.kind, "host": s.host, "port": s.port, "status": s.status,
              "tenants": loads.get(s.id, 0), "capacity": s.capacity,
              "utilization": round(loads.get(s.id, 0) / s.capacity, 4) if s.capacity else 0.0} for s in servers]
 
 
-def detail(db, tenant: Tenant, platform) -> dict:
+def with_owner(tenant: Tenant) -> dict:
+    return {**service.public(tenant), "owner_email": tenant.owner.email}
+
+
+def detail(db, tenant_id: str, platform) -> dict:
     """What an operator sees of one tenant: the tenant, its owner, recent events, usage now."""
+    tenant = db.get(Tenant, tenant_id)
+    if tenant is None:
+        raise NotFound("No such tenant.")
     usage = {**platform.driver.usage(tenant), **database_usage(platform, tenant)}
-    return {**service.public(tenant), "owner_email": tenant.owner.email,
-            "events": service.recent_events(db, tenant), "usage": usage}
+    return {**with_owner(tenant), "events": service.recent_events(db, tenant), "usage": usage}
 
 
 def database_usage(platform, tenant: Tenant) -> dict:

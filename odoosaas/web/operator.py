@@ -2,10 +2,8 @@
 from flask import Blueprint, g, render_template, request
 from pydantic import ValidationError
 
-from odoosaas.api.admin import with_owner
 from odoosaas.api.schemas import AdminFilter
-from odoosaas.errors import Forbidden, Invalid, NotFound
-from odoosaas.store.models import Tenant
+from odoosaas.errors import Forbidden, Invalid
 from odoosaas.tenants import fleet, rules, service
 from odoosaas.web.pages import platform
 
@@ -46,17 +44,14 @@ def tenants():
     except ValidationError:
         raise Invalid("The search is too long.") from None
     with platform().store.session() as db:
-        items = [with_owner(t) for t in service.admin_list(db, **query.model_dump())]
+        items = [fleet.with_owner(t) for t in service.admin_list(db, **query.model_dump())]
     return render_template("admin_tenants.html", items=items, query=query, statuses=STATUSES, rules=rules)
 
 
 @bp.get("/tenants/<tenant_id>")
 def tenant(tenant_id: str):
     with platform().store.session() as db:
-        row = db.get(Tenant, tenant_id)
-        if row is None:
-            raise NotFound("No such tenant.")
-        return render_template("admin_tenant.html", t=fleet.detail(db, row, platform()))
+        return render_template("admin_tenant.html", t=fleet.detail(db, tenant_id, platform()))
 
 
 @bp.get("/db-servers")

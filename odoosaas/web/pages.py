@@ -5,10 +5,11 @@ cookie (HttpOnly, SameSite=Lax); every form carries a per-session CSRF token.
 """
 import secrets
 
-from flask import Blueprint, current_app, g, redirect, render_template, request, session, url_for
+from flask import Blueprint, g, redirect, render_template, request, session, url_for
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 
+from odoosaas.api import platform
 from odoosaas.errors import ApiError, Forbidden, Unauthenticated
 
 bp = Blueprint("web", __name__, template_folder="templates", static_folder="static", static_url_path="/assets")
@@ -17,10 +18,6 @@ PUBLIC = {"web.static", *(f"web.account.{name}" for name in (
 BUSY = ("creating", "starting", "stopping", "deleting", "migrating")  # statuses that change on their own
 TITLES = {401: "Please log in", 403: "Not allowed", 404: "Not found", 429: "Too many attempts",
           500: "Something went wrong"}
-
-
-def platform():
-    return current_app.extensions["odoosaas"]
 
 
 def keep_tokens(issued: dict) -> None:
