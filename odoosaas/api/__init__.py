@@ -62,9 +62,8 @@ def validation_failed(exc: ValidationError):
 
 def require_json():
     """Bodies are JSON objects: wrong content type 415, malformed JSON 400."""
-    if request.method not in ("POST", "PUT", "PATCH") or not request.path.startswith("/api/"):
-        return None
-    if not request.content_length and not request.data:
+    if request.method not in ("POST", "PUT", "PATCH") or not request.path.startswith("/api/") or not (
+            request.content_length or request.data):
         return None
     if not request.is_json:
         return error_response(415, "unsupported_media_type", "Send JSON with Content-Type: application/json.")

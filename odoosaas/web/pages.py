@@ -45,9 +45,7 @@ def signed_in_user():
 
 
 def csrf_token() -> str:
-    if "csrf" not in session:
-        session["csrf"] = secrets.token_urlsafe(32)
-    return session["csrf"]
+    return session.setdefault("csrf", secrets.token_urlsafe(32))
 
 
 @bp.before_request
