@@ -5,7 +5,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 # 1: Debian's Chromium too, for the dashboard's browser tests (`make test` sets it)
 WITH_BROWSER ?= 0
 
-.PHONY: run test system traefik k8s supabase killbill domains bench odoo odoo-start
+.PHONY: run test system traefik k8s supabase minio killbill domains bench odoo odoo-start
 
 $(STAMP): pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,10 @@ k8s:
 # Supabase Auth (GoTrue) from ../shared/vendor/ (SUPABASE_AUTH_SRC overrides the tarball)
 supabase:
 	testbed/supabase/build.sh
+
+# MinIO, the S3 server of the backup tests (AGPL-3: a test dependency only, never shipped), from the Go proxy
+minio:
+	testbed/minio/build.sh >/dev/null
 
 # Kill Bill 0.22.26 (war) and jetty-runner from Maven Central, through ~/.m2, into the cache, once
 killbill:
@@ -48,7 +52,7 @@ run: odoo-start $(STAMP) system traefik odoo
 	$(VENV)/bin/odoosaas serve
 
 test: WITH_BROWSER = 1
-test: odoo-start $(STAMP) system traefik k8s supabase killbill domains odoo
+test: odoo-start $(STAMP) system traefik k8s supabase minio killbill domains odoo
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
 bench: odoo-start $(STAMP) system traefik k8s odoo
