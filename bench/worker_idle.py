@@ -33,7 +33,7 @@ def converged_fleet(app) -> None:
 
 def claim_ms(app, rounds: int = 50) -> list[float]:
     worker = Worker(app.extensions["odoosaas"])
-    worker.resync = set()  # past its start-up pass
+    worker.resync = {}  # past its start-up pass
     timings = []
     for _ in range(rounds):
         started = time.perf_counter()

@@ -288,7 +288,7 @@ def test_an_idle_worker_loads_no_converged_tenant(workdir, store_url):
     with p.store.session() as db:  # converged rows, as a worker leaves them
         db.execute(update(Tenant).values(status="running", observed_generation=Tenant.generation))
     worker = Worker(p)
-    worker.resync = set()  # its start-up pass is behind it
+    worker.resync = {}  # its start-up pass is behind it
     loaded = []
 
     def count(target, context):

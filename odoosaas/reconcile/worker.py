@@ -51,7 +51,7 @@ class Worker:
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.lease_for = timedelta(seconds=platform.settings.lease_seconds)
         self.threads = threads
-        self.resync: set[str] | None = None  # tenants to re-ensure once after start (None: not listed yet)
+        self.resync: dict[str, None] | None = None  # tenants to re-ensure once after start (None: not listed yet)
         self.done: dict[str, tuple[int, set]] = {}  # tenant -> (generation, steps this worker did for it)
         self.inflight: set[str] = set()
         self.sweeping: set = set()
@@ -125,10 +125,12 @@ class Worker:
             return bool(db.scalar(self.lagging().limit(1)) or self.resync or db.scalar(
                 select(Operation.id).where(Operation.status.in_(("pending", "running"))).limit(1)))
 
-    def list_resync(self, db) -> set[str]:
+    def list_resync(self, db) -> list[str]:
+        """Tenants to re-ensure once after start, those meant to run first (their apps died with the last worker)."""
         if self.resync is None:
-            self.resync = set(db.scalars(select(Tenant.id).where(Tenant.status.not_in(("deleted", "failed")))))
-        return self.resync
+            self.resync = dict.fromkeys(db.scalars(select(Tenant.id).where(Tenant.status.not_in(("deleted", "failed")))
+                                                   .order_by(Tenant.desired != "running")))
+        return [tenant_id for tenant_id in list(self.resync) if tenant_id not in self.inflight]  # list(): atomic
 
     def claim(self, slots: int) -> list[tuple[str, str]]:
         """Up to `slots` due rows, leased: ("tenant", id) or ("operation", id)."""
@@ -136,10 +138,11 @@ class Worker:
             return []
         with self.platform.store.session() as db:
             due = [Tenant.next_attempt_at <= now(), free(Tenant)]
-            resync = self.list_resync(db) - self.inflight
+            resync = self.list_resync(db)[:500]
             ids = list(db.scalars(self.lagging().where(*due).order_by(Tenant.next_attempt_at).limit(slots * 4)))
             if len(ids) < slots and resync:
-                ids += db.scalars(select(Tenant.id).where(Tenant.id.in_(list(resync)[:500]), *due))
+                found = set(db.scalars(select(Tenant.id).where(Tenant.id.in_(resync), *due)))
+                ids += [tenant_id for tenant_id in resync if tenant_id in found]
             ops = list(db.scalars(select(Operation.id).where(Operation.status.in_(("pending", "running")),
                                   Operation.next_attempt_at <= now(), free(Operation))
                                   .order_by(Operation.created_at).limit(slots)))
@@ -237,7 +240,7 @@ class Worker:
 
     def settled(self, ctx) -> None:
         if ctx.row == "tenant" and self.resync:
-            self.resync.discard(ctx.tenant.id)
+            self.resync.pop(ctx.tenant.id, None)
 
     def fault_point(self, step: str) -> None:
         """Tests kill the worker right after a step (ODOOSAAS_FAULT_AFTER)."""
