@@ -176,9 +176,61 @@ def test_authorisation_and_refusals(app, operator, alice):
     assert [m["id"] for m in operator.get("/api/v1/admin/migrations").json["items"]] == [started["id"]]
     drive(app, lambda: operation(app, started["id"]).status == "done")
     listed = operator.get("/api/v1/admin/migrations").json["items"][0]
-    assert listed["status"] == "done" and listed["progress"]["done"] == 4 and listed["params"]["downtime_seconds"] < 10
+    assert listed["status"] == "done" and listed["operation"]["progress"]["done"] == 4
+    assert listed["operation"]["params"]["downtime_seconds"] < 10
     assert operator.post(f"/api/v1/admin/migrations/{started['id']}/rollback").status_code == 409  # source dropped
     assert alice.post(f"/api/v1/tenants/{tenant_id}/stop").status_code == 202
+
+
+def test_a_customer_asks_and_an_operator_decides(app, operator, alice, bob):
+    tenant_id = alice.create("asker").json["tenant"]["id"]
+    drive(app, lambda: tenant_row(app, tenant_id).status == "running")
+    path, body = f"/api/v1/tenants/{tenant_id}/migration-requests", {"target_strategy": "dedicated", "reason": "growing"}
+    assert bob.post(path, json=body).status_code == 404 and bob.get(path).status_code == 404
+    asked = alice.post(path, json=body)
+    assert asked.status_code == 202 and asked.json["request"]["status"] == "pending", asked.json
+    assert (asked.json["request"]["reason"], asked.json["request"]["target_strategy"]) == ("growing", "dedicated")
+    request_id = asked.json["request"]["id"]
+    assert alice.post(path, json=body).status_code == 409  # one at a time
+    assert alice.post(f"/api/v1/admin/migrations/{request_id}/approve").status_code == 403  # customers do not decide
+    Worker(app.extensions["odoosaas"]).run_until_idle(5)  # a request waits for an operator
+    assert operation(app, request_id).status == "requested" and tenant_row(app, tenant_id).db_strategy == "shared"
+    assert [r["id"] for r in operator.get("/api/v1/admin/migrations?status=pending").json["items"]] == [request_id]
+    assert operator.post(f"/api/v1/admin/migrations/{request_id}/reject").json["request"]["status"] == "rejected"
+    assert operator.post(f"/api/v1/admin/migrations/{request_id}/approve").status_code == 409  # decided
+    assert [r["status"] for r in alice.get(path).json["items"]] == ["rejected"]
+    again = alice.post(path, json=body).json["request"]["id"]
+    assert operator.post(f"/api/v1/admin/migrations/{again}/approve").json["request"]["status"] == "approved"
+    drive(app, lambda: operation(app, again).status == "done")
+    assert [r["status"] for r in alice.get(path).json["items"]] == ["done", "rejected"]
+    assert tenant_row(app, tenant_id).db_strategy == "dedicated" and healthy(app, tenant_id)
+
+
+def test_a_tier_change_applies_its_resources_and_moves_when_its_rules_say_so(app, alice):
+    from tests.inspect import app_processes
+    tenant_id = alice.create("grower").json["tenant"]["id"]
+    drive(app, lambda: tenant_row(app, tenant_id).status == "running")
+    (before,) = app_processes(tenant_id)
+    assert alice.patch(f"/api/v1/tenants/{tenant_id}", json={"tier": "gold"}).status_code == 400
+    changed = alice.patch(f"/api/v1/tenants/{tenant_id}", json={"tier": "standard"})
+    assert changed.status_code == 202 and changed.json["tenant"]["tier"] == "standard", changed.json
+    drive(app, lambda: (t := tenant_row(app, tenant_id)).observed_generation == t.generation)
+    (after,) = app_processes(tenant_id)  # started again within the standard tier's limits
+    limit = next(row for row in open(f"/proc/{after}/limits") if row.startswith("Max address space"))
+    assert after != before and limit.split()[3] == str(2048 * 2**20) and healthy(app, tenant_id)
+    with psycopg.connect(**tenant_db(app, tenant_id, as_admin=True)) as conn:
+        assert conn.execute("SELECT rolconnlimit FROM pg_roles WHERE rolname = 't_grower'").fetchone() == (40,)
+    assert alice.patch(f"/api/v1/tenants/{tenant_id}", json={"tier": "premium"}).status_code == 202
+    moved = alice.get(f"/api/v1/tenants/{tenant_id}/migration-requests").json["items"]
+    assert [(r["status"], r["reason"]) for r in moved] == [("approved", "tier:premium")]  # no operator needed
+    drive(app, lambda: operation(app, moved[0]["id"]).status == "done")
+    tenant = tenant_row(app, tenant_id)
+    assert (tenant.db_strategy, tenant.db_strategy_reason, tenant.tier) == ("dedicated", "tier:premium", "premium")
+    alice.post(f"/api/v1/tenants/{tenant_id}/stop")
+    drive(app, lambda: tenant_row(app, tenant_id).status == "stopped")
+    refused = alice.patch(f"/api/v1/tenants/{tenant_id}", json={"tier": "basic"})
+    assert refused.status_code == 409 and refused.json["error"]["code"] == "needs_migration"
+    assert tenant_row(app, tenant_id).tier == "premium"
 
 
 def test_rollback_within_the_grace_period(workdir, operator):
@@ -198,8 +250,8 @@ def test_rollback_within_the_grace_period(workdir, operator):
     with psycopg.connect(**tenant_db(app, tenant_id)) as conn:  # its role may log in again
         assert conn.execute("SELECT count(*) FROM ledger").fetchone()[0] == 20000
     listed = operator.get("/api/v1/admin/migrations").json["items"]
-    assert [(r["status"], r["error"], r["params"]["rolled_back"]) for r in listed] == [
-        ("failed", "Rolled back by an operator.", True)]
+    assert [(r["status"], r["operation"]["error"], r["operation"]["status"]) for r in listed] == [
+        ("rolled_back", "Rolled back by an operator.", "failed")]
     assert [p.name for p in (workdir / "pg").iterdir()] == ["shared-1"] and replication_left(app) == []
     app.extensions["odoosaas"].driver.close()
     app.extensions["odoosaas"].store.dispose()

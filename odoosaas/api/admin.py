@@ -3,10 +3,10 @@ strategies (PA-5): start one, see them, roll one back."""
 from typing import Literal
 
 from flask_openapi3 import APIBlueprint, Tag
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from odoosaas.api import BEARER, BODY, SIGNED_IN, current_admin, fails, platform
-from odoosaas.api.schemas import AdminFilter, Body, Items, OperationAnswer, Overview, TenantAnswer, TenantPath
+from odoosaas.api.schemas import AdminFilter, Body, Items, OperationAnswer, Overview, RequestAnswer, TenantAnswer, TenantPath
 from odoosaas.reconcile import operations
 from odoosaas.tenants import fleet, moves, service
 
@@ -18,8 +18,13 @@ class MoveTarget(Body):
     target_strategy: Literal["shared", "dedicated"]
 
 
-class MovePath(BaseModel):
+class MoveAction(BaseModel):
     move_id: str
+    action: Literal["approve", "reject", "rollback"]
+
+
+class MoveFilter(BaseModel):
+    status: str = Field("", max_length=20)
 
 
 @bp.before_request
@@ -59,11 +64,14 @@ def migrate(path: TenantPath, body: MoveTarget):
 
 
 @bp.get("/migrations", security=BEARER, responses={200: Items})
-def migrations():
+def migrations(query: MoveFilter):
+    """Moves and customers' requests, newest first; `status` as in a request (pending: awaiting approval)."""
     with platform().store.session() as db:
-        return {"items": [operations.public(o) for o in moves.moves_of(db)]}
+        items = [moves.public(o) for o in moves.moves_of(db)]
+    return {"items": [item for item in items if item["status"] == query.status or not query.status]}
 
 
-@bp.post("/migrations/<move_id>/rollback", security=BEARER, responses={202: OperationAnswer, **fails(404, 409)})
-def rollback(path: MovePath):
-    return {"operation": operations.public(moves.roll_back(platform(), path.move_id))}, 202
+@bp.post("/migrations/<move_id>/<any(approve, reject, rollback):action>", security=BEARER,
+         responses={202: RequestAnswer, **fails(404, 409)})
+def decide(path: MoveAction):
+    return {"request": moves.public(moves.decide(platform(), path.move_id, path.action))}, 202

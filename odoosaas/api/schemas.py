@@ -80,8 +80,24 @@ class AdminPassword(Body):
     password: str = Password
 
 
+class TierChange(Body):
+    tier: Literal["basic", "standard", "premium", "enterprise"]
+
+
+class MoveRequest(Body):
+    target_strategy: Literal["shared", "dedicated"]
+    reason: str = Field("", max_length=500)
+
+
 class DomainRequest(Body):
-    name: str = Field(min_length=4, max_length=254, pattern=domains.HOSTNAME)
+    name: str = Field(json_schema_extra={"minLength": 4, "maxLength": 254, "pattern": domains.HOSTNAME})
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if problem := domains.name_problem(value):
+            raise ValueError(f"The domain {problem}.")
+        return value
 
 
 class TenantPath(BaseModel):
@@ -111,8 +127,8 @@ def answer(model_name: str, /, **fields) -> type[BaseModel]:
 # Every error, on every route (API.md); `fields` (validation only): which field is wrong and why.
 ErrorDetail = create_model("ErrorDetail", code=(str, ...), message=(str, ...), fields=(dict[str, str], {}))
 Error = answer("Error", error=ErrorDetail)
-UserAnswer, TenantAnswer, OperationAnswer, DomainAnswer = (answer(f"{key.title()}Answer", **{key: dict})
-                                                           for key in ("user", "tenant", "operation", "domain"))
+UserAnswer, TenantAnswer, OperationAnswer, DomainAnswer, RequestAnswer = (
+    answer(f"{key.title()}Answer", **{key: dict}) for key in ("user", "tenant", "operation", "domain", "request"))
 Items = answer("Items", items=list[dict])
 Tokens = answer("Tokens", access_token=str, refresh_token=str, token_type=str, expires_in=int, user=dict)
 Availability = answer("Availability", name=str, available=bool, reason=str)

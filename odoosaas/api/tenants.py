@@ -3,10 +3,11 @@ from flask_openapi3 import APIBlueprint, Tag
 
 from odoosaas.api import BEARER, BODY, SIGNED_IN, current_user, fails, platform
 from odoosaas.api.schemas import (AdminPassword, Availability, DomainAnswer, DomainPath, DomainRequest, Items,
-                                  ModuleNames, OperationAnswer, SubdomainPath, TenantAnswer, TenantPath, TenantRequest)
+                                  ModuleNames, MoveRequest, OperationAnswer, RequestAnswer, SubdomainPath, TenantAnswer,
+                                  TenantPath, TenantRequest, TierChange)
 from odoosaas.apps import odoo
 from odoosaas.reconcile import operations
-from odoosaas.tenants import domains, service
+from odoosaas.tenants import domains, moves, service
 
 bp = APIBlueprint("tenants", __name__, url_prefix="/api/v1", abp_tags=[Tag(name="tenants")])
 MINE = {**SIGNED_IN, **fails(404)}  # an unknown id, or another user's instance
@@ -40,6 +41,24 @@ def list_tenants():
 def read(path: TenantPath):
     with platform().store.session() as db:
         return {"tenant": service.public(service.owned(db, current_user(), path.tenant_id))}
+
+
+@bp.patch("/tenants/<tenant_id>", security=BEARER, responses=CHANGE)
+def change_tier(path: TenantPath, body: TierChange):
+    """Another tier; 409 `needs_migration` when it needs the other database strategy and the instance is not running."""
+    return {"tenant": service.public(service.change_tier(platform(), current_user(), path.tenant_id, body.tier))}, 202
+
+
+@bp.post("/tenants/<tenant_id>/migration-requests", security=BEARER, responses={**CHANGE, 202: RequestAnswer})
+def ask_for_move(path: TenantPath, body: MoveRequest):
+    """Ask an operator to move the instance to the other database strategy (TM-7)."""
+    operation = moves.ask(platform(), current_user(), path.tenant_id, body.target_strategy, body.reason)
+    return {"request": moves.public(operation)}, 202
+
+
+@bp.get("/tenants/<tenant_id>/migration-requests", security=BEARER, responses={200: Items, **MINE})
+def move_requests(path: TenantPath):
+    return {"items": moves.asked(platform(), current_user(), path.tenant_id)}
 
 
 @bp.delete("/tenants/<tenant_id>", security=BEARER, responses=CHANGE)

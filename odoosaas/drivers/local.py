@@ -119,13 +119,16 @@ class LocalDriver:
         template.initialise(spec, workdir)
         app = self.apps.get(tenant.id)
         if app and app.thread.is_alive() and app.claimed():
-            return
+            if app.resources == spec.resources:
+                return
+            app.stop()  # another tier: it starts again within the new limits
         port = self._port(tenant)
         if listener(port) not in (None, *marked(tenant.id)):  # someone else took it while we were stopped
             port = self._port(tenant, fresh=True)
         argv, env = template.local_command(spec, workdir, port)
         app = Supervised(tenant.id, argv, env, self.root / "logs" / f"{tenant.subdomain}.log",
                          spec.resources.memory_mb, workdir / "supervisor")
+        app.resources = spec.resources
         with self.lock:
             if self.closed:
                 raise TemporaryError("the platform is stopping", delay=1)

@@ -20,12 +20,13 @@ def register(kind: str, *steps: tuple, undo=None) -> None:
 
 
 def enqueue(platform, kind: str, tenant_id: str | None = None, params: dict | None = None,
-            secret: dict | None = None, requested_by: str | None = None, db=None) -> Operation:
-    """Record an operation (in the caller's unit of work when `db` is given) and wake the worker."""
+            secret: dict | None = None, requested_by: str | None = None, db=None, status="pending") -> Operation:
+    """Record an operation (in the caller's unit of work when `db` is given) and wake the worker; one
+    `requested` waits for an operator's approval."""
     progress = [{"name": name, "state": "pending", "started_at": None, "finished_at": None, "detail": ""}
                 for name, _ in KINDS[kind]]
     operation = Operation(kind=kind, tenant_id=tenant_id, params=params or {}, progress=progress,
-                          secret=platform.box.seal(secret) if secret else "", requested_by=requested_by)
+                          secret=platform.box.seal(secret) if secret else "", requested_by=requested_by, status=status)
     with platform.store.session() if db is None else nullcontext(db) as unit:
         unit.add(operation)
     platform.wake()

@@ -27,14 +27,19 @@ HOSTNAME = r"^([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]([A-Za-z0-
 RECHECK = timedelta(days=1)  # a proven domain's proof; a missing certificate: every 10 checks
 
 
-def valid_name(name: str, settings) -> str:
-    fits = 4 <= len(name) <= 254 and re.fullmatch(HOSTNAME, name)
-    name = name.lower().removesuffix(".")
+def name_problem(name: str) -> str:
+    """What is wrong with a host name's shape (the API's schema says the same), or ""."""
+    if 4 <= len(name) <= 254 and re.fullmatch(HOSTNAME, name):
+        return ""
     try:
         ipaddress.ip_address(name)
-        problem = "is an IP address, not a domain name"
+        return "is an IP address, not a domain name"
     except ValueError:
-        problem = "" if fits else "is not a valid host name (e.g. erp.example.com)"
+        return "is not a valid host name (e.g. erp.example.com)"
+
+
+def valid_name(name: str, settings) -> str:
+    problem, name = name_problem(name), name.lower().removesuffix(".")
     if not problem and (name == settings.base_domain or name.endswith("." + settings.base_domain)):
         problem = f"is under the platform's own domain ({settings.base_domain})"
     if problem:

@@ -110,6 +110,24 @@ def set_admin_password(platform, user: User, tenant_id: str, password: str) -> T
     return tenant
 
 
+def change_tier(platform, user: User, tenant_id: str, tier: str) -> Tenant:
+    """Another tier (FE-2): its resources from the next pass (a running app restarts with them); when its
+    rules want the other database strategy, a move there starts too."""
+    with platform.store.session() as db:
+        tenant = owned(db, user, tenant_id)
+        moves.refuse_if_moving(db, tenant.id)
+        strategy, _ = rules.choose_strategy(tier, tenant.compliance, tenant.high_performance, tenant.expected_data_gb)
+        if tenant.desired == "deleted" or strategy != tenant.db_strategy and tenant.status != "running":
+            raise Conflict(f"The {tier} tier needs a {strategy} database: start the instance first.", "needs_migration")
+        tenant.tier, tenant.resources = tier, dataclasses.asdict(rules.resources(tier, platform.settings.tiers))
+        record(db, tenant, "tier", f"tier changed to {tier}")
+        rerun(db, tenant, f"applying the {tier} tier")
+        if strategy != tenant.db_strategy:
+            moves.start(platform, user, tenant.id, strategy, f"tier:{tier}", db)
+    platform.wake()
+    return tenant
+
+
 def rerun(db, tenant: Tenant, why: str) -> None:
     """Run a running tenant's plan again (a stopped one gets it at its next start)."""
     if tenant.desired == "running" and tenant.status != "failed":

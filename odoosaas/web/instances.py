@@ -1,10 +1,10 @@
 """The customer's instances: list, create with live hints, the live instance page, stop/start/delete."""
 from flask import Blueprint, flash, g, get_template_attribute, redirect, render_template, request, url_for
 
-from odoosaas.api.schemas import AdminPassword, DomainRequest, ModuleNames, TenantRequest
+from odoosaas.api.schemas import AdminPassword, DomainRequest, ModuleNames, MoveRequest, TenantRequest, TierChange
 from odoosaas.apps import odoo
 from odoosaas.errors import Conflict
-from odoosaas.tenants import domains, rules, service
+from odoosaas.tenants import domains, moves, rules, service
 from odoosaas.web.pages import fields, platform, submit
 
 bp = Blueprint("instances", __name__, url_prefix="/instances")
@@ -63,47 +63,53 @@ def availability():
 
 @bp.get("/<tenant_id>")
 def show(tenant_id: str, errors: dict | None = None, status: int = 200):
-    with platform().store.session() as db:
-        tenant = service.public(service.owned(db, g.user, tenant_id))
-    installed = {}
-    if tenant["app"] == "odoo" and tenant["status"] == "running":
-        installed = {m["name"]: m["state"] for m in service.installed_modules(platform(), g.user, tenant_id)}
-    return render_template("instance.html", t=tenant, errors=errors or {}, installed=installed,
-                           odoo_apps=odoo_apps() if installed else [],
-                           domains=domains.listed(platform(), g.user, tenant_id)), status
+    context = show_context(tenant_id)
+    if context["t"]["app"] == "odoo" and context["t"]["status"] == "running":
+        context["installed"] = {m["name"]: m["state"] for m in service.installed_modules(platform(), g.user, tenant_id)}
+        context["odoo_apps"] = odoo_apps()
+    return render_template("instance.html", errors=errors or {}, **context), status
 
 
 @bp.post("/<tenant_id>/admin-password")
 def admin_password(tenant_id: str):
-    def change(body: AdminPassword):
-        service.set_admin_password(platform(), g.user, tenant_id, body.password)
-        flash("The new admin password is being set.")
-        return redirect(url_for(".show", tenant_id=tenant_id))
-    return submit(AdminPassword, fields(), change, "instance.html", **show_context(tenant_id))
+    return act(tenant_id, AdminPassword, service.set_admin_password, "The new admin password is being set.")
 
 
 @bp.post("/<tenant_id>/modules")
 def install(tenant_id: str):
-    def queue(body: ModuleNames):
-        service.install_modules(platform(), g.user, tenant_id, body.names)
-        flash(f"Installing {', '.join(body.names)}.")
-        return redirect(url_for(".show", tenant_id=tenant_id))
-    return submit(ModuleNames, {"names": request.form.getlist("names")}, queue, "instance.html",
-                  **show_context(tenant_id))
+    names = request.form.getlist("names")
+    return act(tenant_id, ModuleNames, service.install_modules, f"Installing {', '.join(names)}.", {"names": names})
 
 
 def show_context(tenant_id: str) -> dict:
     with platform().store.session() as db:
         tenant = service.public(service.owned(db, g.user, tenant_id))
-    return {"t": tenant, "installed": {}, "odoo_apps": [], "domains": domains.listed(platform(), g.user, tenant_id)}
+    return {"t": tenant, "installed": {}, "odoo_apps": [], "domains": domains.listed(platform(), g.user, tenant_id),
+            "moves": moves.asked(platform(), g.user, tenant_id), "rules": rules}
+
+
+def act(tenant_id: str, model, action, done: str, data: dict | None = None):
+    """A form of the instance page: run `action` with the checked body, say `done`, show the page again."""
+    def run(body):
+        action(platform(), g.user, tenant_id, *body.model_dump().values())
+        flash(done)
+        return redirect(url_for(".show", tenant_id=tenant_id))
+    return submit(model, fields() if data is None else data, run, "instance.html", **show_context(tenant_id))
+
+
+@bp.post("/<tenant_id>/tier")
+def change_tier(tenant_id: str):
+    return act(tenant_id, TierChange, service.change_tier, "The new tier is being applied.")
+
+
+@bp.post("/<tenant_id>/move")
+def ask_move(tenant_id: str):
+    return act(tenant_id, MoveRequest, moves.ask, "Your request is waiting for an operator.")
 
 
 @bp.post("/<tenant_id>/domains")
 def claim_domain(tenant_id: str):
-    def claim(body: DomainRequest):
-        domains.claim(platform(), g.user, tenant_id, body.name)
-        return redirect(url_for(".show", tenant_id=tenant_id))
-    return submit(DomainRequest, fields(), claim, "instance.html", **show_context(tenant_id))
+    return act(tenant_id, DomainRequest, domains.claim, "Create the records shown; the domain is served once they are seen.")
 
 
 @bp.post("/<tenant_id>/domains/<name>/delete")

@@ -1,10 +1,11 @@
-"""Operator pages: overview charts, every tenant with filters, one tenant, database servers."""
-from flask import Blueprint, g, render_template, request
+"""Operator pages: overview charts, every tenant with filters, one tenant, database servers, moves."""
+from flask import Blueprint, flash, g, redirect, render_template, request, url_for
 from pydantic import ValidationError
 
 from odoosaas.api.schemas import AdminFilter
-from odoosaas.errors import Forbidden, Invalid
-from odoosaas.tenants import fleet, rules, service
+from odoosaas.errors import Conflict, Forbidden, Invalid
+from odoosaas.store.models import Tenant
+from odoosaas.tenants import fleet, moves, rules, service
 from odoosaas.web.pages import platform
 
 bp = Blueprint("operator", __name__, url_prefix="/admin")
@@ -58,3 +59,19 @@ def tenant(tenant_id: str):
 def servers():
     with platform().store.session() as db:
         return render_template("admin_servers.html", servers=fleet.db_servers(db))
+
+
+@bp.get("/migrations")
+def migrations():
+    with platform().store.session() as db:
+        items = [{**moves.public(o), "subdomain": db.get(Tenant, o.tenant_id).subdomain} for o in moves.moves_of(db)]
+    return render_template("admin_migrations.html", items=items)
+
+
+@bp.post("/migrations/<move_id>/<any(approve, reject, rollback):action>")
+def decide(move_id: str, action: str):
+    try:
+        moves.decide(platform(), move_id, action)
+    except Conflict as exc:
+        flash(exc.message)
+    return redirect(url_for(".migrations"))
