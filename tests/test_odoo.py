@@ -295,7 +295,7 @@ def test_clone_converges_after_a_crash_between_clone_and_hand_over(platform_app,
     spec = dataclasses.replace(spec_of(app, tenant_id), tenant_id="crashed", subdomain="crashed")
     with ops.connect(admin) as conn:
         ops.ensure_role(conn, "t_crashed", "crashed-password-1", 5)
-        ops.clone_database(conn, odoo.TEMPLATE_DB, "t_crashed", "t_crashed")
+        ops.create_database(conn, "t_crashed", "t_crashed", template=odoo.TEMPLATE_DB)
         uuids = []
         for _ in range(2):  # the step again, and once more: nothing changes the second time
             odoo.TEMPLATE.create_database(conn, admin, "t_crashed", spec, clone=True)
@@ -316,6 +316,32 @@ def test_a_dedicated_server_gets_base_installed_straight_into_the_tenants_databa
     with psycopg.connect(**server_admin(app, tenant_id), dbname="postgres") as conn:
         assert not ops.database_exists(conn, odoo.TEMPLATE_DB), "one tenant per server: no template"
     owner.delete(f"/api/v1/tenants/{tenant_id}")
+
+
+def test_an_odoo_tenant_moves_to_its_own_server_and_keeps_its_data(platform_app, pair):
+    from odoosaas.platform import ensure_admin
+    app, port = platform_app
+    operator = Caller(app.test_client(), "odoo-ops@example.com")
+    ensure_admin(app.extensions["odoosaas"], operator.email, operator.password)
+    session = login(port, "left", "left@example.com", PASSWORD)
+    created = call(port, "left", session, "res.partner", "create", {"name": "Written before the move"})
+    assert isinstance(created.get("result"), int), created
+    tenant_id = pair["left"]["id"]
+    move = operator.post(f"/api/v1/admin/tenants/{tenant_id}/migrate", json={"target_strategy": "dedicated"})
+    assert move.status_code == 202, move.json
+    deadline = time.monotonic() + 180
+    while not (listed := operator.get("/api/v1/admin/migrations").json["items"][0])["operation"]["params"].get(
+            "switched"):
+        assert listed["status"] not in ("failed", "rolled_back") and time.monotonic() < deadline, listed
+        time.sleep(0.5)
+    assert listed["operation"]["params"]["downtime_seconds"] < 30
+    tenant = tenant_row(app, tenant_id)
+    assert tenant.db_strategy == "dedicated" and server_admin(app, tenant_id)["port"] != server_admin(
+        app, pair["right"]["id"])["port"]
+    session = login(port, "left", "left@example.com", PASSWORD)
+    assert uid(session) == 2
+    found = call(port, "left", session, "res.partner", "search_count", [["name", "=", "Written before the move"]])
+    assert found["result"] == 1, found
 
 
 def answer_becomes(port, host: str, status: int, timeout: float = 5) -> bool:

@@ -49,16 +49,12 @@ def template(name: str):
     return {"odoo": odoo.TEMPLATE, "sample": sample.TEMPLATE}[name]
 
 
-def odoo_installed(settings) -> bool:
-    from odoosaas.apps import odoo
-    return odoo.odoo_bin(settings.odoo_bin).is_file()
-
-
 def resolve(name: str, settings) -> str:
     """The app a tenant will really run: `odoo` needs odoo-bin (or the fallback setting, never implied)."""
     if name not in KNOWN:
         raise Invalid("Unknown app.", fields={"app": f"one of {', '.join(KNOWN)}"})
-    if name == "odoo" and settings.driver == "local" and not odoo_installed(settings):
+    from odoosaas.apps import odoo
+    if name == "odoo" and settings.driver == "local" and not odoo.odoo_bin(settings.odoo_bin).is_file():
         if not settings.local_fallback_app:
             raise Conflict("Odoo is not installed on this platform (`make odoo`, ODOOSAAS_ODOO_BIN); set "
                            "ODOOSAAS_LOCAL_FALLBACK_APP=sample to run the sample app instead.", "odoo_unavailable")
@@ -76,7 +72,7 @@ def check_modules(app: str, names: list[str], settings) -> list[str]:
     if settings.driver == "kubernetes" and not odoo.available_apps(settings.odoo_bin):
         # no Odoo tree beside the control plane: the image knows its apps, and its init Job installs them
         if not all(re.fullmatch(r"[a-z][a-z0-9_]{0,63}", name) for name in names):
-            raise Invalid("Module names are lowercase technical names.", fields={"modules": "e.g. crm, sale_management"})
+            raise Invalid("Module names are lowercase technical names.", fields={"modules": "e.g. crm, project"})
         return list(dict.fromkeys(names))
     return odoo.validate_modules(names, settings.odoo_bin)
 

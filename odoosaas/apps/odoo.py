@@ -105,7 +105,7 @@ class OdooTemplate:
             with ops.advisory_lock(conn, TEMPLATE_DB):  # two tenants on a new server: one builds, both clone
                 if not ops.database_exists(conn, TEMPLATE_DB):
                     build_template(conn, server)
-            ops.clone_database(conn, TEMPLATE_DB, name, name)
+            ops.create_database(conn, name, name, template=TEMPLATE_DB)
         ops.ensure_database(conn, name, name)
         if clone:
             make_own(server, name, spec)
@@ -163,7 +163,20 @@ class OdooTemplate:
             conn.execute("SELECT nextval('base_cache_signaling_default')")  # a running Odoo rereads parameters
 
     def k8s(self, spec, settings) -> Workload:
-        return official(spec, settings)
+        """The official image with the options the local runtime uses: its entrypoint reads
+        HOST/PORT/USER/PASSWORD; it runs as the non-root `odoo` user, whose uid the pod must name."""
+        db, uid = spec.database, settings.k8s_odoo_uid
+        plain = {"HOST": db["host"], "PORT": str(db["port"]), "USER": db["user"], **process_env(spec)}
+        env = [*({"name": name, "value": value} for name, value in plain.items()),  # the password from the Secret
+               {"name": "PASSWORD", "valueFrom": {"secretKeyRef": {"name": "tenant", "key": "db-password"}}}]
+        args = as_args(options(spec))
+        container = {"name": "odoo", "image": settings.k8s_odoo_image, "env": env, "args": args,
+                     "securityContext": specs.restricted(uid),
+                     "volumeMounts": [{"name": "filestore", "mountPath": "/var/lib/odoo"}]}
+        init = {**container, "name": "init",
+                "args": [*args, "-i", ",".join(["base", *spec.modules]), "--stop-after-init"]}
+        context = {"runAsNonRoot": True, "fsGroup": uid, "seccompProfile": {"type": "RuntimeDefault"}}
+        return Workload(container, {"db-password": db["password"]}, "restricted", context, init)
 
 
 def build_template(conn, server: dict) -> None:
@@ -221,27 +234,6 @@ def validate_modules(names: list[str], configured: str = "") -> list[str]:
         raise Invalid(f"Unknown Odoo apps: {', '.join(unknown)}.",
                       fields={"modules": f"one of {', '.join(valid) or '(none: Odoo is not installed here)'}"})
     return list(dict.fromkeys(names))
-
-
-def env_list(values: dict[str, str], secrets: dict[str, str]) -> list[dict]:
-    """Container env: plain values, then variables read from the tenant's Secret (name -> key)."""
-    return [{"name": name, "value": value} for name, value in values.items()] + [
-        {"name": name, "valueFrom": {"secretKeyRef": {"name": "tenant", "key": key}}} for name, key in secrets.items()]
-
-
-def official(spec, settings) -> Workload:
-    """The official image with the options the local runtime uses: its entrypoint reads
-    HOST/PORT/USER/PASSWORD; it runs as the non-root `odoo` user, whose uid the pod must name."""
-    db, uid = spec.database, settings.k8s_odoo_uid
-    env = env_list({"HOST": db["host"], "PORT": str(db["port"]), "USER": db["user"], **process_env(spec)},
-                   {"PASSWORD": "db-password"})
-    args = as_args(options(spec))
-    container = {"name": "odoo", "image": settings.k8s_odoo_image, "env": env, "args": args,
-                 "securityContext": specs.restricted(uid),
-                 "volumeMounts": [{"name": "filestore", "mountPath": "/var/lib/odoo"}]}
-    init = {**container, "name": "init", "args": [*args, "-i", ",".join(["base", *spec.modules]), "--stop-after-init"]}
-    context = {"runAsNonRoot": True, "fsGroup": uid, "seccompProfile": {"type": "RuntimeDefault"}}
-    return Workload(container, {"db-password": db["password"]}, "restricted", context, init)
 
 
 TEMPLATE = OdooTemplate()

@@ -5,7 +5,6 @@ PostgreSQL refuses to run as root: as root, the cluster runs as the unprivileged
 """
 import glob
 import os
-import pwd
 import shutil
 import socket
 import subprocess
@@ -46,8 +45,7 @@ def unreachable(folder: Path) -> Path | None:
 
 def _own(path: Path) -> None:
     if os.geteuid() == 0:
-        account = pwd.getpwnam("postgres")
-        os.chown(path, account.pw_uid, account.pw_gid)
+        shutil.chown(path, "postgres", "postgres")
 
 
 class Cluster:

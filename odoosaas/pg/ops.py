@@ -41,14 +41,9 @@ def database_exists(conn, database: str) -> bool:
     return conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,)).fetchone() is not None
 
 
-def create_database(conn, database: str, owner: str) -> None:
-    conn.execute(sql.SQL("CREATE DATABASE {} OWNER {} ENCODING 'UTF8' TEMPLATE template0").format(
-        sql.Identifier(database), sql.Identifier(owner)))
-
-
-def clone_database(conn, template: str, database: str, owner: str) -> None:
-    """A copy of `template` (no session may be connected to it: templates refuse connections)."""
-    conn.execute(sql.SQL("CREATE DATABASE {} OWNER {} TEMPLATE {}").format(
+def create_database(conn, database: str, owner: str, template: str = "template0") -> None:
+    """An empty database, or a copy of `template` (no session may be connected to it: templates refuse connections)."""
+    conn.execute(sql.SQL("CREATE DATABASE {} OWNER {} ENCODING 'UTF8' TEMPLATE {}").format(
         sql.Identifier(database), sql.Identifier(owner), sql.Identifier(template)))
 
 

@@ -64,17 +64,14 @@ class Context:
                     database=database, admin_email=t.admin_email, admin_password=self.secrets["admin_password"],
                     url=url, modules=list(t.modules or []), domains=routed)
 
-    def _write(self, **values) -> bool:
-        """Write tenant fields unless the user changed the desired state meanwhile."""
+    def save(self, **values) -> bool:
+        """Write tenant fields unless the user changed the desired state meanwhile (then False)."""
         with self.platform.store.session() as db:
             done = db.execute(update(Tenant).where(Tenant.id == self.tenant.id, Tenant.generation == self.generation)
                               .values(updated_at=now(), **values))
         for key, value in values.items():
             setattr(self.tenant, key, value)
         return done.rowcount == 1
-
-    def save(self, **values) -> None:
-        self._write(**values)
 
     def superseded(self) -> bool:
         with self.platform.store.session() as db:
@@ -83,7 +80,7 @@ class Context:
     def step(self, name: str, state: str, detail: str = "") -> None:
         steps = advance(self.tenant.progress, name, state, detail)
         if steps is not None:
-            self._write(progress=steps)
+            self.save(progress=steps)
 
     def step_age(self, name: str) -> float:
         return step_age(self.tenant.progress, name)
@@ -102,7 +99,7 @@ class Context:
         self.finish("failed", message, f"failed at {step}: {message}")
 
     def finish(self, status: str, detail: str = "", event: str = "") -> None:
-        if self._write(status=status, status_detail=detail, observed_generation=self.generation,
+        if self.save(status=status, status_detail=detail, observed_generation=self.generation,
                        attempts=0, lease_until=None):
             with self.platform.store.session() as db:
                 service.record(db, self.tenant, status, event or f"instance {status}")
@@ -112,5 +109,5 @@ class Context:
         return self.tenant.attempts
 
     def retry(self, message: str, delay: float) -> None:
-        self._write(status_detail=message, attempts=self.tenant.attempts + 1,
+        self.save(status_detail=message, attempts=self.tenant.attempts + 1,
                     next_attempt_at=now() + timedelta(seconds=delay), lease_until=None)

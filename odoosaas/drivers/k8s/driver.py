@@ -44,11 +44,7 @@ def converted(call, missing_ok: bool = False):
 
 def deleted(call) -> None:
     """Run a delete call: done when the object is already gone."""
-    try:
-        call()
-    except ApiError as exc:
-        if exc.status.code != 404:
-            raise TemporaryError(f"Kubernetes: {exc.status.message}", delay=2) from exc
+    converted(call, missing_ok=True)
 
 
 class KubernetesDriver:
@@ -115,11 +111,8 @@ class KubernetesDriver:
         ns = specs.namespace_name(tenant.subdomain)
         if not self._made_here(ns):
             return
-        try:
-            converted(lambda: self.client.patch(Deployment, "app", {"spec": {"replicas": 0}}, namespace=ns,
-                                                patch_type="merge"))
-        except PermanentError:
-            pass  # no Deployment: nothing runs
+        scale = {"spec": {"replicas": 0}}  # no Deployment (None): nothing runs
+        converted(lambda: self.client.patch(Deployment, "app", scale, namespace=ns, patch_type="merge"), missing_ok=True)
 
     def delete(self, tenant) -> None:
         """Delete the namespace if the platform made it, then wait until the namespace controller has emptied it."""

@@ -11,6 +11,8 @@ APP_LABEL = {"odoosaas.io/role": "tenant-app"}
 JOB_LABEL = "odoosaas.io/job"
 DB_LABEL = {"odoosaas.io/role": "database"}
 PORT = 8069
+FILESTORE = {"name": "filestore", "persistentVolumeClaim": {"claimName": "filestore"}}
+SECRETS = {"name": "secrets", "secret": {"secretName": "tenant"}}  # the app's Secret, as files
 
 
 def namespace_name(subdomain: str) -> str:
@@ -43,15 +45,13 @@ def access_review(ns: str) -> dict:
 
 def quota(spec) -> list[dict]:
     """ResourceQuota and LimitRange from the tier: the app plus room for a dedicated database."""
-    ns, r = namespace_name(spec.subdomain), spec.resources
+    ns, r, one = namespace_name(spec.subdomain), spec.resources, limits(spec)
     cpu, memory = f"{2 * r.cpu_millicores}m", f"{2 * r.memory_mb}Mi"
     hard = {"requests.cpu": cpu, "limits.cpu": cpu, "requests.memory": memory, "limits.memory": memory,
             "requests.storage": f"{2 * r.storage_gb}Gi", "persistentvolumeclaims": "4", "pods": "6"}
-    default = {"cpu": f"{r.cpu_millicores}m", "memory": f"{r.memory_mb}Mi"}
-    request = {"cpu": f"{r.cpu_millicores // 4}m", "memory": f"{r.memory_mb // 2}Mi"}
+    each = {"type": "Container", "default": one["limits"], "defaultRequest": one["requests"], "max": one["limits"]}
     return [{"apiVersion": "v1", "kind": "ResourceQuota", "metadata": meta("tier", ns), "spec": {"hard": hard}},
-            {"apiVersion": "v1", "kind": "LimitRange", "metadata": meta("tier", ns), "spec": {"limits": [
-                {"type": "Container", "default": default, "defaultRequest": request, "max": default}]}}]
+            {"apiVersion": "v1", "kind": "LimitRange", "metadata": meta("tier", ns), "spec": {"limits": [each]}}]
 
 
 def _policy(ns: str, name: str, selector: dict, types: list, **rules) -> dict:
@@ -103,12 +103,16 @@ def secret(name: str, namespace: str, values: dict) -> dict:
             "stringData": values}
 
 
+def claim(storage_gb: int, storage_class: str) -> dict:
+    """A volume claim's spec, of the configured storage class (else the cluster's default)."""
+    wanted = {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": f"{storage_gb}Gi"}}}
+    return {**wanted, "storageClassName": storage_class} if storage_class else wanted
+
+
 def filestore(spec, storage_class: str) -> dict:
-    claim = {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": f"{spec.resources.storage_gb}Gi"}}}
-    if storage_class:
-        claim["storageClassName"] = storage_class
-    return {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
-            "metadata": meta("filestore", namespace_name(spec.subdomain)), "spec": claim}
+    ns = namespace_name(spec.subdomain)
+    return {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": meta("filestore", ns),
+            "spec": claim(spec.resources.storage_gb, storage_class)}
 
 
 def restricted(uid: int) -> dict:
@@ -123,6 +127,12 @@ def limits(spec) -> dict:
             "requests": {"cpu": f"{r.cpu_millicores // 4}m", "memory": f"{r.memory_mb // 2}Mi"}}
 
 
+def pod(labels: dict, context: dict, container: dict, volumes: list, **more) -> dict:
+    """A pod template; no ServiceAccount token: what runs in it never calls the Kubernetes API."""
+    return {"metadata": {"labels": labels}, "spec": {"securityContext": context, "automountServiceAccountToken": False,
+                                                     "containers": [container], "volumes": volumes, **more}}
+
+
 def deployment(spec, container: dict, pod_security_context: dict, replicas: int = 1) -> dict:
     """The app, spread over nodes: anti-affinity across every tenant namespace."""
     ns = namespace_name(spec.subdomain)
@@ -132,26 +142,20 @@ def deployment(spec, container: dict, pod_security_context: dict, replicas: int 
                  "startupProbe": {**probe, "failureThreshold": 60}}
     spread = {"weight": 100, "podAffinityTerm": {"labelSelector": {"matchLabels": APP_LABEL},
                                                  "namespaceSelector": {}, "topologyKey": "kubernetes.io/hostname"}}
-    pod = {"metadata": {"labels": {**APP_LABEL, "app": "odoo"}},
-           "spec": {"securityContext": pod_security_context, "automountServiceAccountToken": False,
-                    "affinity": {"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [spread]}},
-                    "containers": [container],
-                    "volumes": [{"name": "filestore", "persistentVolumeClaim": {"claimName": "filestore"}},
-                                {"name": "secrets", "secret": {"secretName": "tenant"}}]}}
+    template = pod({**APP_LABEL, "app": "odoo"}, pod_security_context, container, [FILESTORE, SECRETS],
+                   affinity={"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [spread]}})
     return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": meta("app", ns, APP_LABEL),
             "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": "odoo"}},
-                     "strategy": {"type": "Recreate"}, "template": pod}}
+                     "strategy": {"type": "Recreate"}, "template": template}}
 
 
 def job(name: str, ns: str, container: dict, pod_context: dict) -> dict:
     """Runs once to completion before the app (e.g. Odoo installing `base`). A Job's pod template
     cannot change, so its name carries a hash of it: a new image or database host is a new Job."""
-    pod = {"metadata": {"labels": APP_LABEL}, "spec": {
-        "restartPolicy": "Never", "securityContext": pod_context, "automountServiceAccountToken": False,
-        "containers": [container], "volumes": [{"name": "filestore", "persistentVolumeClaim": {"claimName": "filestore"}}]}}
-    digest = hashlib.sha256(json.dumps(pod, sort_keys=True).encode()).hexdigest()[:10]
+    template = pod(APP_LABEL, pod_context, container, [FILESTORE], restartPolicy="Never")
+    digest = hashlib.sha256(json.dumps(template, sort_keys=True).encode()).hexdigest()[:10]
     return {"apiVersion": "batch/v1", "kind": "Job", "metadata": meta(f"{name}-{digest}", ns, {JOB_LABEL: name}),
-            "spec": {"backoffLimit": 2, "template": pod}}
+            "spec": {"backoffLimit": 2, "template": template}}
 
 
 def service(spec) -> dict:
@@ -159,23 +163,23 @@ def service(spec) -> dict:
             "spec": {"selector": {"app": "odoo"}, "ports": [{"name": "http", "port": PORT, "targetPort": PORT}]}}
 
 
+def ingress_route(spec, settings, name: str, hosts, tls: dict) -> dict:
+    """A Traefik IngressRoute sending `hosts` to the tenant's app."""
+    ns, app = namespace_name(spec.subdomain), [{"name": "app", "port": PORT}]
+    return {"apiVersion": "traefik.io/v1alpha1", "kind": "IngressRoute", "metadata": meta(name, ns),
+            "spec": {"entryPoints": settings.k8s_entry_points.split(","), "tls": tls,
+                     "routes": [{"match": f"Host(`{host}`)", "kind": "Rule", "services": app} for host in hosts]}}
+
+
 def route(spec, settings) -> dict:
-    """Traefik IngressRoute for `<sub>.<base domain>`."""
-    ns, host = namespace_name(spec.subdomain), f"{spec.subdomain}.{settings.base_domain}"
+    """`<sub>.<base domain>`, with the wildcard certificate's Secret if there is one."""
     tls = {"secretName": settings.k8s_tls_secret} if settings.k8s_tls_secret else {}
-    return {"apiVersion": "traefik.io/v1alpha1", "kind": "IngressRoute", "metadata": meta("app", ns),
-            "spec": {"entryPoints": settings.k8s_entry_points.split(","), "tls": tls, "routes": [
-                {"match": f"Host(`{host}`)", "kind": "Rule", "services": [{"name": "app", "port": PORT}]}]}}
+    return ingress_route(spec, settings, "app", [f"{spec.subdomain}.{settings.base_domain}"], tls)
 
 
 def domain_route(spec, settings) -> dict:
     """Custom domains: their own IngressRoute, certificates from Traefik's ACME resolver (HTTP-01)."""
-    routes = [{"match": f"Host(`{domain}`)", "kind": "Rule", "services": [{"name": "app", "port": PORT}]}
-              for domain in spec.domains]
-    return {"apiVersion": "traefik.io/v1alpha1", "kind": "IngressRoute",
-            "metadata": meta("domains", namespace_name(spec.subdomain)), "spec": {
-                "entryPoints": settings.k8s_entry_points.split(","), "routes": routes,
-                "tls": {"certResolver": settings.k8s_cert_resolver}}}
+    return ingress_route(spec, settings, "domains", spec.domains, {"certResolver": settings.k8s_cert_resolver})
 
 
 def postgres(name: str, namespace: str, settings, storage_gb: int) -> list[dict]:
@@ -183,23 +187,16 @@ def postgres(name: str, namespace: str, settings, storage_gb: int) -> list[dict]
     labels = {**DB_LABEL, "odoosaas.io/db-server": name}
     env = [{"name": "POSTGRES_USER", "value": "odoosaas"}, {"name": "PGDATA", "value": "/data/pgdata"},
            {"name": "POSTGRES_PASSWORD", "valueFrom": {"secretKeyRef": {"name": name, "key": "password"}}}]
-    container = {"name": "postgres", "image": settings.k8s_postgres_image, "env": env,
+    mounts = [{"name": "data", "mountPath": "/data"}, {"name": "run", "mountPath": "/var/run/postgresql"}]
+    container = {"name": "postgres", "image": settings.k8s_postgres_image, "env": env, "volumeMounts": mounts,
                  "ports": [{"containerPort": 5432}], "securityContext": restricted(999),
-                 "volumeMounts": [{"name": "data", "mountPath": "/data"}, {"name": "run", "mountPath": "/var/run/postgresql"}],
                  "readinessProbe": {"exec": {"command": ["pg_isready", "-U", "odoosaas"]}, "periodSeconds": 5},
                  "resources": {"requests": {"cpu": "250m", "memory": "512Mi"}, "limits": {"cpu": "2", "memory": "2Gi"}}}
-    claim = {"metadata": {"name": "data"}, "spec": {"accessModes": ["ReadWriteOnce"],
-             "resources": {"requests": {"storage": f"{storage_gb}Gi"}}}}
-    if settings.k8s_storage_class:
-        claim["spec"]["storageClassName"] = settings.k8s_storage_class
-    pod = {"metadata": {"labels": labels}, "spec": {
-        "securityContext": {"fsGroup": 999, "seccompProfile": {"type": "RuntimeDefault"}},
-        "automountServiceAccountToken": False, "containers": [container],
-        "volumes": [{"name": "run", "emptyDir": {}}]}}
-    return [
-        {"apiVersion": "v1", "kind": "Service", "metadata": meta(name, namespace, labels),
-         "spec": {"clusterIP": "None", "selector": labels, "ports": [{"name": "postgres", "port": 5432}]}},
-        {"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": meta(name, namespace, labels),
-         "spec": {"serviceName": name, "replicas": 1, "selector": {"matchLabels": labels}, "template": pod,
-                  "volumeClaimTemplates": [claim]}},
-    ]
+    data = {"metadata": {"name": "data"}, "spec": claim(storage_gb, settings.k8s_storage_class)}
+    template = pod(labels, {"fsGroup": 999, "seccompProfile": {"type": "RuntimeDefault"}}, container,
+                   [{"name": "run", "emptyDir": {}}])
+    service = {"apiVersion": "v1", "kind": "Service", "metadata": meta(name, namespace, labels),
+               "spec": {"clusterIP": "None", "selector": labels, "ports": [{"name": "postgres", "port": 5432}]}}
+    return [service, {"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": meta(name, namespace, labels),
+                      "spec": {"serviceName": name, "replicas": 1, "selector": {"matchLabels": labels},
+                               "template": template, "volumeClaimTemplates": [data]}}]
