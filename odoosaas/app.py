@@ -3,7 +3,7 @@ import logging
 
 from flask import make_response, request
 from flask_openapi3 import Info, OpenAPI
-from werkzeug.exceptions import HTTPException, InternalServerError, MethodNotAllowed
+from werkzeug.exceptions import HTTPException, InternalServerError, MethodNotAllowed, ServiceUnavailable
 
 from odoosaas import api, limits, platform as platform_module, web
 from odoosaas.errors import ApiError
@@ -28,7 +28,13 @@ def create_app(overrides: dict | None = None, platform=None):
     web.init_app(app)
     app.after_request(no_framing)
     app.register_error_handler(Exception, render_error)
+    app.add_url_rule("/maintenance", "maintenance", maintenance)
     return app
+
+
+def maintenance():
+    """Traefik's answer for an instance in maintenance (a move's switch): a page that says so, not a 502."""
+    raise ServiceUnavailable("This instance is moving to another database server; it is back in a few seconds.")
 
 
 def no_framing(response):

@@ -182,6 +182,24 @@ def test_authorisation_and_refusals(app, operator, alice):
     assert alice.post(f"/api/v1/tenants/{tenant_id}/stop").status_code == 202
 
 
+def test_a_table_without_a_primary_key_moves_by_dump_and_restore(app, operator):
+    tenant_id = Caller(app.test_client(), "keyless@example.com").create("keyless").json["tenant"]["id"]
+    drive(app, lambda: tenant_row(app, tenant_id).status == "running")
+    make_ledger(app, tenant_id)
+    with psycopg.connect(**tenant_db(app, tenant_id), autocommit=True) as conn:  # as Odoo's m2m tables once were
+        conn.execute("CREATE TABLE tags (ledger_id int REFERENCES ledger, tag text)")
+        conn.execute("INSERT INTO tags SELECT id, 'x' || id FROM ledger WHERE id % 10 = 0")
+    started = move(app, operator, tenant_id, "dedicated")
+    drive(app, lambda: operation(app, started["id"]).status in ("done", "failed"))
+    done = operation(app, started["id"])
+    assert (done.status, done.params.get("dump")) == ("done", True), done.error
+    with psycopg.connect(**tenant_db(app, tenant_id)) as conn:  # on the new server, as its own role
+        assert conn.execute("SELECT count(*), count(DISTINCT tag) FROM tags").fetchone() == (2000, 2000)
+        assert conn.execute("SELECT count(*) FROM ledger").fetchone() == (20000,)
+        conn.execute("INSERT INTO ledger (n) VALUES (1)")  # its sequence continues past the copied rows
+    assert server_of(app, tenant_id).kind == "dedicated" and healthy(app, tenant_id) and replication_left(app) == []
+
+
 def test_a_customer_asks_and_an_operator_decides(app, operator, alice, bob):
     tenant_id = alice.create("asker").json["tenant"]["id"]
     drive(app, lambda: tenant_row(app, tenant_id).status == "running")
@@ -204,6 +222,8 @@ def test_a_customer_asks_and_an_operator_decides(app, operator, alice, bob):
     drive(app, lambda: operation(app, again).status == "done")
     assert [r["status"] for r in alice.get(path).json["items"]] == ["done", "rejected"]
     assert tenant_row(app, tenant_id).db_strategy == "dedicated" and healthy(app, tenant_id)
+    flagged = next(t for t in operator.get("/api/v1/admin/tenants").json["items"] if t["id"] == tenant_id)
+    assert (flagged["db_strategy"], flagged["rules_strategy"]) == ("dedicated", "shared")  # the operator sees it
 
 
 def test_a_tier_change_applies_its_resources_and_moves_when_its_rules_say_so(app, alice):

@@ -52,3 +52,33 @@ def test_subdomain_routes_to_the_tenant_app(routed_app):
     Worker(app.extensions["odoosaas"]).run_until_idle(60)
     assert through_traefik(port, "north.localhost", 404).status_code == 404
     assert through_traefik(port, "south.localhost", 200).status_code == 200
+
+
+def test_a_tenant_in_maintenance_shows_the_portals_page_not_a_502(workdir):
+    import threading
+
+    import waitress
+
+    from tests.inspect import tenant_row
+    from odoosaas.reconcile.context import Context
+    portal_port, port = free_port(), free_port()
+    app = make_app(workdir, traefik_port=port, portal_url=f"http://127.0.0.1:{portal_port}")
+    platform = app.extensions["odoosaas"]
+    assert platform.driver.start_edge()
+    server = waitress.create_server(app, host="127.0.0.1", port=portal_port, threads=2)
+    threading.Thread(target=server.run, daemon=True).start()
+    try:
+        tenant_id = Caller(app.test_client(), "calm@example.com").create("calm").json["tenant"]["id"]
+        Worker(platform).run_until_idle(60)
+        tenant = tenant_row(app, tenant_id)
+        platform.driver.stop(tenant)  # as a move's switch does
+        platform.driver.route(tenant, Context(platform, tenant).spec(), maintenance=True)
+        page = through_traefik(port, "calm.localhost", 503)
+        assert page.status_code == 503 and "moving to another database server" in page.text
+        tenant = tenant_row(app, tenant_id)
+        platform.driver.apply(tenant, Context(platform, tenant).spec())  # as the switch brings it back
+        platform.driver.route(tenant, Context(platform, tenant).spec())
+        assert "<h1>calm</h1>" in through_traefik(port, "calm.localhost", 200).text
+    finally:
+        server.close()
+        platform.driver.close()

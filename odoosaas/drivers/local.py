@@ -152,7 +152,7 @@ class LocalDriver:
     def _route_file(self, tenant) -> Path:
         return self.root / "traefik" / f"{tenant.subdomain}.yaml"
 
-    def route(self, tenant, spec) -> str:
+    def route(self, tenant, spec, maintenance: bool = False) -> str:
         port = self._port(tenant)
         if self.edge is None:
             self._route_file(tenant).unlink(missing_ok=True)
@@ -167,6 +167,11 @@ class LocalDriver:
             # new names each generation: Traefik asks for a failed certificate again only when its router changes
             config["routers"][f"{key}-tls"] = {**rule, "entryPoints": ["websecure"], "tls": {"certResolver": "acme"}}
             config["routers"][key] = {**rule, "entryPoints": ["web"], "middlewares": [name] * certified}
+        if maintenance:  # the portal's maintenance page (503) on every route, not Traefik's 404 or 502
+            config["services"][name]["loadBalancer"]["servers"] = [{"url": self.settings.portal_url}]
+            config["middlewares"][f"{name}-down"] = {"replacePath": {"path": "/maintenance"}}
+            for router in config["routers"].values():
+                router["middlewares"] = [f"{name}-down"]
         path = self._route_file(tenant)
         path.parent.mkdir(exist_ok=True)
         staged = path.with_suffix(".tmp")  # Traefik watches the folder: never let it read half a file

@@ -12,19 +12,31 @@ from odoosaas.pg.clusters import pg_bin
 TABLES = "SELECT schemaname, tablename FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema')"
 
 
-def client(program: str, server: dict, dbname: str, *args: str, **kwargs) -> str:
+def client(program: str, server: dict, dbname: str, *args: str, run=subprocess.run, **kwargs):
     """pg_dump or psql as the server's superuser; the password in the environment, never argv."""
-    done = subprocess.run([pg_bin(program), "-h", server["host"], "-p", str(server["port"]), "-U", server["user"],
-                           "-d", dbname, *args], env={**os.environ, "PGPASSWORD": server["password"]},
-                          capture_output=True, text=True, timeout=600, **kwargs)
-    if done.returncode:
+    done = run([pg_bin(program), "-h", server["host"], "-p", str(server["port"]), "-U", server["user"], "-d", dbname,
+                *args], env={**os.environ, "PGPASSWORD": server["password"]}, text=True, **kwargs)
+    if run is subprocess.run and done.returncode:
         raise PermanentError(f"{program} failed: {done.stderr.strip()[-300:]}")
-    return done.stdout
+    return done.stdout if run is subprocess.run else done
 
 
 def copy_schema(source: dict, target: dict, dbname: str) -> None:
-    schema = client("pg_dump", source, dbname, "--schema-only", "--no-publications", "--no-subscriptions")
-    client("psql", target, dbname, "-q", "-v", "ON_ERROR_STOP=1", input=schema)
+    schema = client("pg_dump", source, dbname, "--schema-only", "--no-publications", "--no-subscriptions",
+                    capture_output=True, timeout=600)
+    client("psql", target, dbname, "-q", "-v", "ON_ERROR_STOP=1", input=schema, capture_output=True, timeout=600)
+
+
+def copy_rows(source: dict, target: dict, conn, dbname: str) -> None:
+    """Where logical replication cannot be used, while nothing writes: the target's tables emptied (a retry starts
+    over), then the source's rows piped from pg_dump into psql."""
+    for table in conn.execute(TABLES).fetchall():
+        conn.execute(sql.SQL("TRUNCATE {} CASCADE").format(sql.Identifier(*table)))
+    dump = client("pg_dump", source, dbname, "--data-only", "--disable-triggers", run=subprocess.Popen,
+                  stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    client("psql", target, dbname, "-q", "-v", "ON_ERROR_STOP=1", stdin=dump.stdout, capture_output=True)
+    if dump.wait():
+        raise PermanentError("pg_dump failed while copying the rows.")
 
 
 def tables_without_key(conn) -> list:

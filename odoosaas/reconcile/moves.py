@@ -60,7 +60,7 @@ def prepare(ctx) -> None:
         ctx.params = ctx.operation.params = params
     with connect(ctx, "source") as source:
         if source.execute("SHOW wal_level").fetchone()[0] != "logical" or replication.tables_without_key(source):
-            raise PermanentError("Moves need wal_level = logical on the source and a primary key on every table.")
+            remember(ctx, dump=True)  # no logical replication: the rows are copied at the switch, the app stopped
     with connect(ctx, "target", tenant_db=False) as target:
         ops.drop_database(target, name)  # a half-made one from an earlier attempt
         ops.ensure_role(target, name, ctx.secrets["db_password"], ctx.resources.connection_limit)
@@ -69,6 +69,8 @@ def prepare(ctx) -> None:
 
 
 def copy(ctx) -> None:
+    if ctx.params.get("dump"):
+        return
     with connect(ctx, "source") as source, connect(ctx, "target") as target:
         replication.subscribe(source, target, slot(ctx), {**admin(ctx, "source"), "dbname": source.info.dbname})
         poll(lambda: replication.copying(target, slot(ctx)) == 0, "copying the tables")
@@ -78,8 +80,11 @@ def switch(ctx) -> None:
     if ctx.tenant.db_server_id != ctx.params["target"]:
         remember(ctx, stopped_at=ctx.params.get("stopped_at") or time.time())
         ctx.platform.driver.stop(ctx.tenant)
+        ctx.platform.driver.route(ctx.tenant, ctx.spec(), maintenance=True)
         with connect(ctx, "source") as source, connect(ctx, "target") as target:
             replication.freeze(source, ops.names(ctx.tenant.subdomain))
+            if ctx.params.get("dump"):
+                replication.copy_rows(admin(ctx, "source"), admin(ctx, "target"), target, source.info.dbname)
             expected, limit = replication.fingerprint(source), ctx.platform.settings.move_switch_timeout
             poll(lambda: replication.fingerprint(target) == expected or ctx.step_age("switch") > limit, "catching up")
             if ctx.step_age("switch") > limit and replication.fingerprint(target) != expected:  # late: look again

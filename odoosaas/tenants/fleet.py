@@ -5,7 +5,7 @@ from sqlalchemy import func, select
 from odoosaas.errors import Invalid, NotFound, TemporaryError
 from odoosaas.pg import ops
 from odoosaas.store.models import DbServer, Tenant
-from odoosaas.tenants import service
+from odoosaas.tenants import rules, service
 
 
 def counts(db, column) -> dict[str, int]:
@@ -22,7 +22,9 @@ def db_servers(db) -> list[dict]:
 
 
 def with_owner(tenant: Tenant) -> dict:
-    return {**service.public(tenant), "owner_email": tenant.owner.email}
+    """Also the strategy the rules (SI-5) want now: one that differs (after an operator's move) is flagged."""
+    wanted = rules.choose_strategy(tenant.tier, tenant.compliance, tenant.high_performance, tenant.expected_data_gb)[0]
+    return {**service.public(tenant), "owner_email": tenant.owner.email, "rules_strategy": wanted}
 
 
 def detail(db, tenant_id: str, platform) -> dict:

@@ -98,7 +98,7 @@ class KubernetesDriver:
         for old in jobs - {name}:  # Background: a Job's pods go with it (the API's default orphans them)
             deleted(lambda: self.client.delete(Job, old, namespace=ns, cascade=CascadeType.BACKGROUND))
 
-    def route(self, tenant, spec) -> str:
+    def route(self, tenant, spec, maintenance: bool = False) -> str:  # maintenance: Traefik's 503, no pod ready
         self._send(specs.route(spec, self.settings))
         if spec.domains:
             self._send(specs.domain_route(spec, self.settings))
@@ -111,8 +111,8 @@ class KubernetesDriver:
         ns = specs.namespace_name(tenant.subdomain)
         if not self._made_here(ns):
             return
-        scale = {"spec": {"replicas": 0}}  # no Deployment (None): nothing runs
-        converted(lambda: self.client.patch(Deployment, "app", scale, namespace=ns, patch_type="merge"), missing_ok=True)
+        idle = {"spec": {"replicas": 0}}  # no Deployment (None): nothing runs
+        converted(lambda: self.client.patch(Deployment, "app", idle, namespace=ns, patch_type="merge"), missing_ok=True)
 
     def delete(self, tenant) -> None:
         """Delete the namespace if the platform made it, then wait until the namespace controller has emptied it."""
@@ -138,9 +138,8 @@ class KubernetesDriver:
         try:
             pods = list(self.client.list(PodMetrics, namespace=ns))
         except (ApiError, httpx.HTTPError):
-            limits = tenant.resources
-            return {"source": "limits", "memory_bytes": limits["memory_mb"] * 2**20,
-                    "cpu_millicores": limits["cpu_millicores"]}
+            return {"source": "limits", "memory_bytes": tenant.resources["memory_mb"] * 2**20,
+                    "cpu_millicores": tenant.resources["cpu_millicores"]}
         used = [c["usage"] for pod in pods for c in pod.get("containers", [])]
         return {"source": "metrics.k8s.io", "memory_bytes": int(sum(parse_quantity(u["memory"]) for u in used)),
                 "cpu_millicores": int(sum(parse_quantity(u["cpu"]) for u in used) * 1000)}
