@@ -28,9 +28,13 @@ def digest(token: str) -> str:
 
 
 class Hasher(PasswordHasher):
-    """One argon2 hash at a time per process: each holds 64 MiB (the library's RFC 9106 defaults; mmapped, so
-    given back after), and 8 logins at once took the API to 620 MB resident, over its pod's limit (bench/scale.py)."""
+    """argon2id with OWASP's first recommended parameters (19 MiB, 2 passes, 1 lane), one hash at a time per
+    process: with the library's defaults (64 MiB each) 8 logins at once took the API to 620 MB resident, over its
+    pod's limit, and one took its peak from 115 to 174 MB (bench/scale.py). Older hashes still verify."""
     slots = threading.BoundedSemaphore(1)
+
+    def __init__(self):
+        super().__init__(time_cost=2, memory_cost=19 * 1024, parallelism=1)
 
     def hash(self, password, **kwargs) -> str:
         with self.slots:
