@@ -17,9 +17,7 @@ class ApiError(Exception):
 
     def envelope(self) -> dict:
         error = {"code": self.code, "message": self.message}
-        if self.fields:
-            error["fields"] = self.fields
-        return {"error": error}
+        return {"error": {**error, "fields": self.fields} if self.fields else error}
 
 
 class Invalid(ApiError):

@@ -69,12 +69,15 @@ def check_modules(app: str, names: list[str], settings) -> list[str]:
     if app != "odoo":
         raise Invalid("Only Odoo instances have modules.", fields={"modules": f"must be empty for the {app} app"})
     from odoosaas.apps import odoo
-    if settings.driver == "kubernetes" and not odoo.available_apps(settings.odoo_bin):
+    valid = sorted(found["name"] for found in odoo.available_apps(settings.odoo_bin))
+    if not valid and settings.driver == "kubernetes":
         # no Odoo tree beside the control plane: the image knows its apps, and its init Job installs them
         if not all(re.fullmatch(r"[a-z][a-z0-9_]{0,63}", name) for name in names):
             raise Invalid("Module names are lowercase technical names.", fields={"modules": "e.g. crm, project"})
-        return list(dict.fromkeys(names))
-    return odoo.validate_modules(names, settings.odoo_bin)
+    elif unknown := sorted(set(names) - set(valid)):
+        raise Invalid(f"Unknown Odoo apps: {', '.join(unknown)}.",
+                      fields={"modules": f"one of {', '.join(valid) or '(none: Odoo is not installed here)'}"})
+    return list(dict.fromkeys(names))
 
 
 def pbkdf2_sha512(password: str, rounds: int, salt: bytes | None = None) -> str:

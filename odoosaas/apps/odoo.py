@@ -18,7 +18,7 @@ from psycopg import sql
 
 from odoosaas.apps import Workload, pbkdf2_sha512, write_private
 from odoosaas.drivers.k8s import specs
-from odoosaas.errors import Invalid, PermanentError, TemporaryError
+from odoosaas.errors import PermanentError, TemporaryError
 from odoosaas.pg import ops
 
 ADMIN_ROUNDS = 600_000  # what Odoo itself writes for pbkdf2-sha512
@@ -116,8 +116,7 @@ class OdooTemplate:
 
     def initialise(self, spec, workdir: Path) -> None:
         """Install what the database lacks: the requested apps (and `base` in an empty database)."""
-        missing = self.missing(spec, spec.modules)
-        if missing:
+        if missing := self.missing(spec, spec.modules):
             self.install_modules(spec, workdir, missing)
 
     def missing(self, spec, names: list[str]) -> list[str]:
@@ -158,8 +157,7 @@ class OdooTemplate:
     def set_url(self, spec) -> None:
         """Links in mails follow the primary domain; frozen, or an admin's login would set it back."""
         with tenant_connection(spec) as conn:
-            for key, value in (("web.base.url", spec.url), ("web.base.url.freeze", "True")):
-                conn.execute(SET_PARAMETER, (key, value))
+            conn.executemany(SET_PARAMETER, [("web.base.url", spec.url), ("web.base.url.freeze", "True")])
             conn.execute("SELECT nextval('base_cache_signaling_default')")  # a running Odoo rereads parameters
 
     def k8s(self, spec, settings) -> Workload:
@@ -211,8 +209,7 @@ def make_own(server: dict, name: str, spec) -> None:
             return
         conn.execute(sql.SQL("REASSIGN OWNED BY {} TO {}").format(sql.Identifier(TEMPLATE_DB), sql.Identifier(name)))
         conn.execute(sql.SQL("REVOKE ALL ON SCHEMA public FROM {}").format(sql.Identifier(TEMPLATE_DB)))
-        for key, value in identity.items():
-            conn.execute(SET_PARAMETER, (key, value))
+        conn.executemany(SET_PARAMETER, list(identity.items()))
 
 
 @functools.cache
@@ -225,15 +222,6 @@ def available_apps(configured: str = "") -> tuple[dict, ...]:
             found.append({"name": manifest.parent.name, "title": data.get("name", ""),
                           "summary": data.get("summary", ""), "category": data.get("category", "")})
     return tuple(found)
-
-
-def validate_modules(names: list[str], configured: str = "") -> list[str]:
-    valid = sorted(app["name"] for app in available_apps(configured))
-    unknown = sorted(set(names) - set(valid))
-    if unknown:
-        raise Invalid(f"Unknown Odoo apps: {', '.join(unknown)}.",
-                      fields={"modules": f"one of {', '.join(valid) or '(none: Odoo is not installed here)'}"})
-    return list(dict.fromkeys(names))
 
 
 TEMPLATE = OdooTemplate()

@@ -107,7 +107,9 @@ class SupabaseProvider:
                 user.full_name, user.company = metadata.get("full_name", ""), metadata.get("company", "")
         return user
 
-    def _session(self, answer: dict) -> dict:
+    def _session(self, grant: str, **body) -> dict:
+        """A session from GoTrue's token endpoint, by password or refresh token."""
+        answer = self._call("POST", "/token", params={"grant_type": grant}, json=body)
         fields = ("access_token", "refresh_token", "expires_in")
         return {**{name: answer[name] for name in fields}, "token_type": "bearer", "user": self._mirror(answer["user"])}
 
@@ -119,12 +121,10 @@ class SupabaseProvider:
                     is_admin=False, created_at=now())
 
     def login(self, email: str, password: str) -> dict:
-        return self._session(self._call("POST", "/token", params={"grant_type": "password"},
-                                        json={"email": email, "password": password}))
+        return self._session("password", email=email, password=password)
 
     def refresh(self, refresh_token: str) -> dict:
-        return self._session(self._call("POST", "/token", params={"grant_type": "refresh_token"},
-                                        json={"refresh_token": refresh_token}))
+        return self._session("refresh_token", refresh_token=refresh_token)
 
     def logout(self, access_token: str) -> None:
         self._call("POST", "/logout", token=access_token, params={"scope": "local"})

@@ -69,10 +69,6 @@ def ensure_database(ctx) -> None:
         apps.template(ctx.tenant.app).create_database(conn, address, name, ctx.spec(), clone)
 
 
-def ensure_runtime(ctx) -> None:
-    ctx.platform.driver.apply(ctx.tenant, ctx.spec())
-
-
 def ensure_admin_credentials(ctx) -> None:
     """Once per password the owner chose: a password changed inside the app is never set back."""
     if not ctx.tenant.admin_set:
@@ -99,14 +95,6 @@ def ensure_ready(ctx, poll: float = 0.1) -> None:
     ctx.save(node=observed.node, url=observed.url or ctx.tenant.url)
 
 
-def stop_runtime(ctx) -> None:
-    ctx.platform.driver.stop(ctx.tenant)
-
-
-def remove_runtime(ctx) -> None:
-    ctx.platform.driver.delete(ctx.tenant)
-
-
 def remove_database(ctx, server_id: str | None = None) -> None:
     """The tenant's database and role on its server (or `server_id`), or the whole server when it is a dedicated one."""
     if not (server_id := server_id or ctx.tenant.db_server_id):
@@ -121,9 +109,9 @@ def remove_database(ctx, server_id: str | None = None) -> None:
         ops.drop(conn, name, name)
 
 
-ACTIONS = {
-    "running": {"database": ensure_database, "runtime": ensure_runtime,
+ACTIONS = {  # the runtime steps are the driver's verbs
+    "running": {"database": ensure_database, "runtime": lambda ctx: ctx.platform.driver.apply(ctx.tenant, ctx.spec()),
                 "admin_credentials": ensure_admin_credentials, "routing": ensure_routing, "ready": ensure_ready},
-    "stopped": {"runtime": stop_runtime},
-    "deleted": {"runtime": remove_runtime, "database": remove_database},
+    "stopped": {"runtime": lambda ctx: ctx.platform.driver.stop(ctx.tenant)},
+    "deleted": {"runtime": lambda ctx: ctx.platform.driver.delete(ctx.tenant), "database": remove_database},
 }

@@ -1,5 +1,4 @@
 """The metadata store: engine, sessions and migrations."""
-from contextlib import contextmanager
 from pathlib import Path
 
 from alembic import command
@@ -12,7 +11,6 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 class Store:
     def __init__(self, url: str):
-        self.url = url
         sqlite = url.startswith("sqlite")
         self.engine = create_engine(url, pool_pre_ping=not sqlite,
                                     connect_args={"timeout": 30, "check_same_thread": False} if sqlite else {})
@@ -20,12 +18,9 @@ class Store:
             event.listen(self.engine, "connect", _sqlite_pragmas)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
 
-    @contextmanager
     def session(self):
-        """A unit of work: committed on success, rolled back on error."""
-        with self.sessions() as session:
-            with session.begin():
-                yield session
+        """A unit of work: committed on success, rolled back on error, then closed."""
+        return self.sessions.begin()
 
     def upgrade(self) -> None:
         config = Config()

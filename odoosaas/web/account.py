@@ -1,4 +1,5 @@
 """Pages for accounts: landing, sign-up, log-in, log-out, forgotten password, profile."""
+import contextlib
 import functools
 
 from flask import Blueprint, flash, g, redirect, render_template, request, session, url_for
@@ -56,10 +57,8 @@ def local_target(target: str) -> str:
 
 @bp.post("/logout")
 def logout():
-    try:
+    with contextlib.suppress(Unauthenticated):  # already over
         platform().auth.logout(session.get("access", ""))
-    except Unauthenticated:
-        pass  # already over
     session.clear()
     return redirect(url_for(".landing"))
 

@@ -3,6 +3,7 @@
 Pages keep the identity provider's access and refresh tokens in Flask's signed session
 cookie (HttpOnly, SameSite=Lax); every form carries a per-session CSRF token.
 """
+import contextlib
 import secrets
 
 from flask import Blueprint, g, redirect, render_template, request, session, url_for
@@ -28,19 +29,15 @@ def signed_in_user():
     """The user of the session's access token; an expired one is refreshed once, else None."""
     auth = platform().auth
     check = auth.authenticate if request.method == "GET" else auth.verify_live  # changes ask the provider
-    try:
+    with contextlib.suppress(Unauthenticated):
         return check(session.get("access", ""))
-    except Unauthenticated:
-        pass
     if "refresh" in session:
-        try:
+        with contextlib.suppress(Unauthenticated):
             issued = auth.refresh(session["refresh"])
-        except Unauthenticated:
-            for key in ("access", "refresh"):
-                session.pop(key, None)
-        else:
             keep_tokens(issued)
             return issued["user"]
+        for key in ("access", "refresh"):  # both over
+            session.pop(key, None)
     return None
 
 
@@ -85,4 +82,4 @@ def error_page(exc: ApiError | HTTPException):
     """The site's page for an API error or HTTP exception raised outside the JSON API."""
     status = exc.status if isinstance(exc, ApiError) else exc.code or 500
     message = exc.message if isinstance(exc, ApiError) else exc.description
-    return render_template("error.html", status=status, title=TITLES.get(status, "Error"), message=message), status
+    return render_template("error.html", status=status, heading=TITLES.get(status, "Error"), message=message), status

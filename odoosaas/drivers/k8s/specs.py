@@ -80,10 +80,9 @@ def network_policies(spec, settings, database_host: str) -> list[dict]:
     database); out to DNS, the tenant's PostgreSQL, and the mail allow-list only."""
     ns = namespace_name(spec.subdomain)
     tcp = lambda port: {"protocol": "TCP", "port": port}  # noqa: E731
-    db_peer = database_peer(database_host, ns)
     dns = {"to": [_namespaced("kube-system", {"k8s-app": "kube-dns"})],
            "ports": [{"protocol": "UDP", "port": 53}, tcp(53)]}
-    egress = [dns, {"to": [db_peer], "ports": [tcp(5432)]}]
+    egress = [dns, {"to": [database_peer(database_host, ns)], "ports": [tcp(5432)]}]
     if settings.k8s_mail_egress:
         blocks = [{"ipBlock": {"cidr": cidr.strip()}} for cidr in settings.k8s_mail_egress.split(",")]
         egress.append({"to": blocks, "ports": [tcp(25), tcp(465), tcp(587)]})
