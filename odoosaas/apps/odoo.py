@@ -70,11 +70,6 @@ def process_env(spec) -> dict[str, str]:
     return {"MALLOC_ARENA_MAX": "2", "ODOO_MAX_HTTP_THREADS": str(max(2, threads))}
 
 
-def as_args(values: dict[str, str]) -> list[str]:
-    return [FLAGS.get(key, "--" + key.replace("_", "-")) + ("" if value in ("True", "False") else f"={value}")
-            for key, value in values.items()]
-
-
 def write_config(path: Path, values: dict) -> Path:
     write_private(path, "[options]\n" + "".join(f"{key} = {value}\n" for key, value in values.items()))
     return path
@@ -157,7 +152,7 @@ class OdooTemplate:
     def set_url(self, spec) -> None:
         """Links in mails follow the primary domain; frozen, or an admin's login would set it back."""
         with tenant_connection(spec) as conn:
-            conn.executemany(SET_PARAMETER, [("web.base.url", spec.url), ("web.base.url.freeze", "True")])
+            conn.cursor().executemany(SET_PARAMETER, [("web.base.url", spec.url), ("web.base.url.freeze", "True")])
             conn.execute("SELECT nextval('base_cache_signaling_default')")  # a running Odoo rereads parameters
 
     def k8s(self, spec, settings) -> Workload:
@@ -167,7 +162,8 @@ class OdooTemplate:
         plain = {"HOST": db["host"], "PORT": str(db["port"]), "USER": db["user"], **process_env(spec)}
         env = [*({"name": name, "value": value} for name, value in plain.items()),  # the password from the Secret
                {"name": "PASSWORD", "valueFrom": {"secretKeyRef": {"name": "tenant", "key": "db-password"}}}]
-        args = as_args(options(spec))
+        args = [FLAGS.get(key, "--" + key.replace("_", "-")) + ("" if value in ("True", "False") else f"={value}")
+                for key, value in options(spec).items()]  # the options as flags; booleans bare
         container = {"name": "odoo", "image": settings.k8s_odoo_image, "env": env, "args": args,
                      "securityContext": specs.restricted(uid),
                      "volumeMounts": [{"name": "filestore", "mountPath": "/var/lib/odoo"}]}
@@ -209,7 +205,7 @@ def make_own(server: dict, name: str, spec) -> None:
             return
         conn.execute(sql.SQL("REASSIGN OWNED BY {} TO {}").format(sql.Identifier(TEMPLATE_DB), sql.Identifier(name)))
         conn.execute(sql.SQL("REVOKE ALL ON SCHEMA public FROM {}").format(sql.Identifier(TEMPLATE_DB)))
-        conn.executemany(SET_PARAMETER, list(identity.items()))
+        conn.cursor().executemany(SET_PARAMETER, list(identity.items()))
 
 
 @functools.cache

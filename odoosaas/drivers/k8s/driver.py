@@ -34,10 +34,9 @@ def converted(call, missing_ok: bool = False):
             raise TemporaryError(f"Kubernetes: {exc.status.message}", delay=2) from exc
         raise PermanentError(f"Kubernetes refused it: {exc.status.message}") from exc
     except httpx.HTTPStatusError as exc:  # no Status body: e.g. a kind whose CRD is not installed
-        code = exc.response.status_code
-        if code == 404:
+        if exc.response.status_code == 404:
             raise PermanentError(f"Kubernetes does not serve {exc.request.url.path} (is the CRD installed?)") from exc
-        raise TemporaryError(f"Kubernetes answered {code}", delay=2) from exc
+        raise TemporaryError(f"Kubernetes answered {exc.response.status_code}", delay=2) from exc
     except httpx.HTTPError as exc:
         raise TemporaryError(f"Kubernetes API unreachable: {type(exc).__name__}", delay=3) from exc
 
