@@ -23,7 +23,6 @@ import httpx  # noqa: E402
 import psycopg  # noqa: E402
 
 from odoosaas.pg.clusters import pg_bin  # noqa: E402
-from odoosaas.platform import ensure_admin  # noqa: E402
 from tests.conftest import Caller, make_app, scratch_dir, stop_clusters  # noqa: E402
 from tests.test_moves import drive, operation, server_of, tenant_db, tenant_row  # noqa: E402
 
@@ -92,7 +91,7 @@ def main(megabytes: int = 1000) -> None:
         tenant_id = owner.create("bulky").json["tenant"]["id"]
         drive(app, lambda: tenant_row(app, tenant_id).status == "running")
         size = fill(app, tenant_id, megabytes)
-        ensure_admin(platform, "ops@example.com", "operator-pass")
+        platform.auth.ensure_operator("ops@example.com", "operator-pass")
         token = app.test_client().post("/api/v1/auth/login", json={"email": "ops@example.com",
                                                                    "password": "operator-pass"}).json["access_token"]
         results = []

@@ -12,7 +12,6 @@ from flask import current_app
 from odoosaas import create_app
 from odoosaas.api import platform
 from odoosaas.errors import ApiError, PermanentError, TemporaryError
-from odoosaas.platform import ensure_admin
 
 
 @click.group(cls=FlaskGroup, create_app=create_app, add_default_commands=False)
@@ -33,7 +32,7 @@ def start_up(p, runtime: bool = False) -> None:
         raise click.ClickException(str(exc)) from None
     p.store.upgrade()
     if p.settings.admin_email and p.settings.admin_password:
-        ensure_admin(p, p.settings.admin_email, p.settings.admin_password)
+        p.auth.ensure_operator(p.settings.admin_email, p.settings.admin_password)
 
 
 @main.command()
@@ -91,7 +90,7 @@ def create_admin(email):
     if len(password) < 8:
         raise click.BadParameter("the password needs at least 8 characters")
     platform().store.upgrade()
-    ensure_admin(platform(), email, password)
+    platform().auth.ensure_operator(email, password)
     click.echo(f"{email} is an operator")
 
 

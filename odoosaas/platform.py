@@ -10,7 +10,6 @@ from odoosaas.drivers import make_driver
 from odoosaas.secretbox import SecretBox
 from odoosaas.settings import Settings
 from odoosaas.store import Store
-from odoosaas.store.models import User
 
 
 @dataclass
@@ -37,8 +36,3 @@ def build(settings: Settings) -> Platform:
     return Platform(settings=settings, store=store, box=SecretBox(settings.secret_key), mailer=mailer,
                     auth=make_provider(settings, store, mailer), billing=make_billing(settings),
                     driver=make_driver(settings))
-
-
-def ensure_admin(platform: Platform, email: str, password: str) -> User:
-    """Make sure an operator account exists with this password (CLI and start-up)."""
-    return platform.auth.ensure_operator(email, password)

@@ -128,8 +128,7 @@ def bob(client):
 
 @pytest.fixture
 def operator(app, client):
-    from odoosaas.platform import ensure_admin
-    ensure_admin(app.extensions["odoosaas"], "ops@example.com", "operator-pass")
+    app.extensions["odoosaas"].auth.ensure_operator("ops@example.com", "operator-pass")
     caller = Caller.__new__(Caller)
     caller.client, caller.email = client, "ops@example.com"
     caller.tokens = client.post("/api/v1/auth/login", json={"email": "ops@example.com", "password": "operator-pass"}).json

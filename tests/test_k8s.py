@@ -268,14 +268,15 @@ def test_rbac_is_enough_and_not_more(cluster, admin_client, traefik_crds, pg_adm
     with pytest.raises(ApiError) as refused:  # a namespace it did not make: neither deleted...
         limited.delete(Namespace, "t-rex")
     assert refused.value.status.code == 403
-    adopted = specs.namespace(make_spec(), "restricted")
+    adopted = specs.namespace(make_spec())
     adopted["metadata"]["name"] = "t-rex"
     with pytest.raises(ApiError) as refused:  # ...nor adopted by labelling it
         limited.apply(codecs.from_dict(adopted), force=True)
     assert refused.value.status.code == 403
     assert admin_client.get(Namespace, "t-rex").metadata.labels.get("app.kubernetes.io/managed-by") is None
-    loose = specs.namespace(make_spec(), "privileged")  # nor its own with privileged pods allowed
+    loose = specs.namespace(make_spec())  # nor its own with privileged pods allowed
     loose["metadata"]["name"] = "t-loose"
+    loose["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] = "privileged"
     with pytest.raises(ApiError) as refused:
         limited.apply(codecs.from_dict(loose), force=True, dry_run=True)
     assert refused.value.status.code == 403

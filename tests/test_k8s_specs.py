@@ -19,14 +19,14 @@ def make_spec(tier="basic", host="shared-1.odoosaas.svc.cluster.local", app="odo
 
 def everything(spec, settings=SETTINGS) -> list[dict]:
     workload = apps.template(spec.app).k8s(spec, settings)
-    return [specs.namespace(spec, workload.pod_security), *specs.quota(spec),
+    return [specs.namespace(spec), *specs.quota(spec),
             *specs.network_policies(spec, settings, spec.database["host"]),
             specs.deployment(spec, workload.container, workload.pod_context), specs.service(spec),
             specs.route(spec, settings), specs.filestore(spec, "")]
 
 
 def test_namespace_labels():
-    ns = specs.namespace(make_spec(tier="standard"), "restricted")
+    ns = specs.namespace(make_spec(tier="standard"))
     labels = ns["metadata"]["labels"]
     assert ns["metadata"]["name"] == "t-acme"
     assert labels["app.kubernetes.io/managed-by"] == "odoosaas" and labels["odoosaas.io/tier"] == "standard"
@@ -58,7 +58,7 @@ def test_official_odoo_is_restricted_and_keeps_secrets_in_the_secret():
     spec = make_spec()
     workload = apps.template("odoo").k8s(spec, SETTINGS)
     container = workload.container
-    assert workload.pod_security == "restricted" and workload.secret == {"db-password": SECRET}
+    assert workload.secret == {"db-password": SECRET}
     assert container["securityContext"]["runAsUser"] == 101 and container["securityContext"]["runAsNonRoot"]
     assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
     assert "--no-database-list" in container["args"] and "--db-filter=^t_acme$" in container["args"]

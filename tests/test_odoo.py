@@ -319,10 +319,9 @@ def test_a_dedicated_server_gets_base_installed_straight_into_the_tenants_databa
 
 
 def test_an_odoo_tenant_moves_to_its_own_server_and_keeps_its_data(platform_app, pair):
-    from odoosaas.platform import ensure_admin
     app, port = platform_app
     operator = Caller(app.test_client(), "odoo-ops@example.com")
-    ensure_admin(app.extensions["odoosaas"], operator.email, operator.password)
+    app.extensions["odoosaas"].auth.ensure_operator(operator.email, operator.password)
     session = login(port, "left", "left@example.com", PASSWORD)
     created = call(port, "left", session, "res.partner", "create", {"name": "Written before the move"})
     assert isinstance(created.get("result"), int), created

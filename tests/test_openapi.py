@@ -17,7 +17,6 @@ import waitress
 from hypothesis import given, settings, strategies as st
 
 from odoosaas.pg.clusters import free_port
-from odoosaas.platform import ensure_admin
 from odoosaas.tenants import rules
 from tests.conftest import Caller, make_app, scratch_dir
 
@@ -43,7 +42,7 @@ def site():
     platform = app.extensions["odoosaas"]
     owner = Caller(app.test_client(), *CUSTOMER)
     tenant = owner.create("documented").json["tenant"]["id"]  # recorded only: no worker runs here
-    ensure_admin(platform, *OPERATOR)
+    platform.auth.ensure_operator(*OPERATOR)
     server = waitress.create_server(app, host="127.0.0.1", port=port, threads=4)
     threading.Thread(target=server.run, daemon=True).start()
     yield SimpleNamespace(url=f"http://127.0.0.1:{port}", app=app, tenant=tenant, owner=owner)

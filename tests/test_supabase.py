@@ -12,7 +12,6 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from werkzeug.exceptions import TooManyRequests
 
 from odoosaas.pg.clusters import free_port
-from odoosaas.platform import ensure_admin
 from tests.conftest import make_app
 from tests.supabase_env import Accounts, api_key, gotrue_env, running_worker, start_gotrue
 
@@ -100,8 +99,8 @@ def test_gotrues_own_limits_and_outages_keep_the_error_envelope(supabase, workdi
 def test_create_admin_makes_or_updates_the_account_through_the_admin_api(supabase):
     accounts = supabase()
     address = accounts.email("boss")
-    ensure_admin(accounts.platform, address, "first-password")
-    ensure_admin(accounts.platform, address, "second-password")
+    accounts.platform.auth.ensure_operator(address, "first-password")
+    accounts.platform.auth.ensure_operator(address, "second-password")
     login = accounts.client.post("/api/v1/auth/login", json={"email": address, "password": "second-password"})
     assert login.status_code == 200 and login.json["user"]["is_admin"] is True
 

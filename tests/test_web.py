@@ -15,7 +15,6 @@ from playwright.sync_api import expect, sync_playwright
 
 from odoosaas.drivers.local import find_traefik
 from odoosaas.pg.clusters import Cluster, free_port
-from odoosaas.platform import ensure_admin
 from odoosaas.reconcile.worker import Worker
 from tests.conftest import Caller, make_app, scratch_dir
 from tests.supabase_env import mailed_link
@@ -238,7 +237,7 @@ def test_operator_filters_searches_and_sees_the_overview(site, browse):
     erin, frank = Caller(client, "erin@example.com"), Caller(client, "frank@example.com")
     assert erin.create("erin-shop").status_code == erin.create("erin-big", tier="premium").status_code == 202
     assert frank.create("frank-crm", tier="standard").status_code == 202
-    ensure_admin(site.platform, "ops@example.com", "operator-pass")
+    site.platform.auth.ensure_operator("ops@example.com", "operator-pass")
     operator = Caller.__new__(Caller)
     operator.client, operator.headers = client, {"Authorization": "Bearer " + client.post(
         "/api/v1/auth/login", json={"email": "ops@example.com", "password": "operator-pass"}).json["access_token"]}

@@ -39,7 +39,6 @@ class Workload:
     """How a template runs on Kubernetes: the container, its Secret values and pod security."""
     container: dict
     secret: dict
-    pod_security: str = "restricted"
     pod_context: dict | None = None
     init: dict | None = None  # a container to run to completion once before the app (a Job)
 

@@ -170,7 +170,7 @@ class OdooTemplate:
         init = {**container, "name": "init",
                 "args": [*args, "-i", ",".join(["base", *spec.modules]), "--stop-after-init"]}
         context = {"runAsNonRoot": True, "fsGroup": uid, "seccompProfile": {"type": "RuntimeDefault"}}
-        return Workload(container, {"db-password": db["password"]}, "restricted", context, init)
+        return Workload(container, {"db-password": db["password"]}, context, init)
 
 
 def build_template(conn, server: dict) -> None:

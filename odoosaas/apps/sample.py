@@ -57,7 +57,7 @@ class SampleTemplate:
                      "securityContext": specs.restricted(10001),
                      "volumeMounts": [{"name": "secrets", "mountPath": "/etc/odoosaas", "readOnly": True}]}
         context = {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
-        return Workload(container, {"sample.json": config}, "restricted", context)
+        return Workload(container, {"sample.json": config}, context)
 
 
 TEMPLATE = SampleTemplate()

@@ -31,6 +31,7 @@ def step_age(steps: list[dict], name: str) -> float:
 class Context:
     """A tenant's lifecycle pass: the plan of its desired state."""
     row = "tenant"
+    record = property(lambda self: self.tenant)  # the row whose progress and retries this pass keeps
 
     def __init__(self, platform, tenant: Tenant, skip: frozenset = frozenset()):
         self.platform, self.tenant = platform, tenant
@@ -83,7 +84,7 @@ class Context:
             self.save(progress=steps)
 
     def step_age(self, name: str) -> float:
-        return step_age(self.tenant.progress, name)
+        return step_age(self.record.progress, name)
 
     def mark_server(self, server: DbServer, status: str) -> None:
         if server.status != status:
@@ -106,7 +107,7 @@ class Context:
 
     @property
     def attempts(self) -> int:
-        return self.tenant.attempts
+        return self.record.attempts
 
     def retry(self, message: str, delay: float) -> None:
         self.save(status_detail=message, attempts=self.tenant.attempts + 1,

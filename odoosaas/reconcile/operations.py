@@ -8,7 +8,7 @@ from werkzeug.exceptions import TooManyRequests
 
 from odoosaas import apps
 from odoosaas.errors import PermanentError
-from odoosaas.reconcile.context import Context, advance, step_age
+from odoosaas.reconcile.context import Context, advance
 from odoosaas.store.models import Operation, Tenant, now
 
 KINDS: dict[str, list[tuple]] = {}  # kind -> [(step name, fn(ctx)), ...]
@@ -47,6 +47,7 @@ def public(operation: Operation) -> dict:
 class OperationContext(Context):
     """An operation's pass; `spec()` and the tenant helpers work when it concerns a tenant."""
     row = "operation"
+    record = property(lambda self: self.operation)
 
     def __init__(self, platform, operation: Operation, tenant: Tenant | None):
         self.platform, self.operation, self.tenant = platform, operation, tenant
@@ -77,9 +78,6 @@ class OperationContext(Context):
         if steps is not None:  # backoff is per step: a long copy's retries do not delay the switch after it
             self._update(progress=steps, status="running", **({"attempts": 0} if state == "done" else {}))
 
-    def step_age(self, name: str) -> float:
-        return step_age(self.operation.progress, name)
-
     def complete(self) -> None:
         self._update(status="done", error="", finished_at=now(), lease_until=None)
 
@@ -87,10 +85,6 @@ class OperationContext(Context):
         if UNDO.get(self.kind):
             UNDO[self.kind](self, message)
         self._update(status="failed", error=message, finished_at=now(), lease_until=None)
-
-    @property
-    def attempts(self) -> int:
-        return self.operation.attempts
 
     def retry(self, message: str, delay: float) -> None:
         self._update(error=message, attempts=self.operation.attempts + 1,

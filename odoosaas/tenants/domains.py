@@ -76,8 +76,7 @@ def remove(platform, user, tenant_id: str, name: str) -> None:
         if domain is None or domain.tenant_id != tenant.id:
             raise NotFound("No such domain on this instance.")
         db.delete(domain)
-        if domain.status != "pending":
-            service.rerun(db, tenant, "removing a domain's route")
+        service.rerun(db, tenant, f"removing {domain.name}")
     platform.wake()
 
 
@@ -97,12 +96,10 @@ def routed(db, tenant_id: str) -> dict[str, bool]:
 
 
 def resolver(settings) -> dns.resolver.Resolver:
-    if not settings.dns_resolvers:
-        return dns.resolver.Resolver()
-    chosen = dns.resolver.Resolver(configure=False)
-    addresses = [item.strip().rpartition(":") for item in settings.dns_resolvers.split(",")]
-    chosen.nameservers = [dns.nameserver.Do53Nameserver(host or port, int(port) if host else 53)
-                          for host, _, port in addresses]
+    """The system's resolvers, or those of ODOOSAAS_DNS_RESOLVERS (`ip[:port]`, comma-separated)."""
+    chosen = dns.resolver.Resolver(configure=not settings.dns_resolvers)
+    for host, _, port in (item.strip().partition(":") for item in settings.dns_resolvers.split(",") if item.strip()):
+        chosen.nameservers = [*chosen.nameservers, dns.nameserver.Do53Nameserver(host, int(port or 53))]
     return chosen
 
 

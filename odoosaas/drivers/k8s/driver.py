@@ -57,17 +57,17 @@ class KubernetesDriver:
     def apply(self, tenant, spec) -> None:
         workload = apps.template(spec.app).k8s(spec, self.settings)
         ns = specs.namespace_name(spec.subdomain)
-        self._tenant_namespace(spec, workload.pod_security)
+        self._tenant_namespace(spec)
         self._send(specs.secret("tenant", ns, workload.secret), specs.filestore(spec, self.settings.k8s_storage_class))
         if workload.init is not None:
             self._run_once(ns, specs.job("init", ns, workload.init, workload.pod_context))
         self._send(specs.deployment(spec, workload.container, workload.pod_context), specs.service(spec))
 
-    def _tenant_namespace(self, spec, pod_security: str) -> None:
+    def _tenant_namespace(self, spec) -> None:
         db_host, ns = spec.database["host"], specs.namespace_name(spec.subdomain)
         if self._made_here(ns) is False:
             raise PermanentError(f"namespace {ns} exists and was not made by this platform")
-        self._send(specs.namespace(spec, pod_security), specs.access(ns, self.settings))
+        self._send(specs.namespace(spec), specs.access(ns, self.settings))
         review = codecs.from_dict(specs.access_review(ns))  # RBAC sees a new RoleBinding a moment later
         if not converted(lambda: self.client.create(review)).status.allowed:
             raise TemporaryError(f"waiting for access to namespace {ns}", delay=0.2)

@@ -24,8 +24,8 @@ def meta(name: str, namespace: str | None = None, labels: dict | None = None) ->
     return {**data, "namespace": namespace} if namespace else data
 
 
-def namespace(spec, pod_security: str) -> dict:
-    levels = {f"pod-security.kubernetes.io/{mode}": pod_security for mode in ("enforce", "audit", "warn")}
+def namespace(spec) -> dict:
+    levels = {f"pod-security.kubernetes.io/{mode}": "restricted" for mode in ("enforce", "audit", "warn")}
     labels = {"odoosaas.io/tenant": spec.tenant_id, "odoosaas.io/tier": spec.tier, **levels}
     return {"apiVersion": "v1", "kind": "Namespace", "metadata": meta(namespace_name(spec.subdomain), labels=labels)}
 
