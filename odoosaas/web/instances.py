@@ -23,8 +23,7 @@ def odoo_apps() -> list[dict]:
 
 @bp.get("/new")
 def new():
-    return render_template("new.html", errors={}, form=request.form, rules=rules, strategy=planned(request.form),
-                           odoo_apps=odoo_apps())
+    return render_template("new.html", form=request.form, strategy=planned(request.form), odoo_apps=odoo_apps())
 
 
 @bp.post("/new")
@@ -34,8 +33,7 @@ def create():
         return redirect(url_for(".show", tenant_id=tenant.id))
     data = {**fields(), "compliance": request.form.getlist("compliance"), "modules": request.form.getlist("modules"),
             "high_performance": "high_performance" in request.form}
-    return submit(TenantRequest, data, make, "new.html", rules=rules, strategy=planned(request.form),
-                  odoo_apps=odoo_apps())
+    return submit(TenantRequest, data, make, "new.html", strategy=planned(request.form), odoo_apps=odoo_apps())
 
 
 def planned(values) -> tuple[str, str]:
@@ -85,7 +83,7 @@ def show_context(tenant_id: str) -> dict:
     with platform().store.session() as db:
         tenant = service.public(service.owned(db, g.user, tenant_id))
     return {"t": tenant, "installed": {}, "odoo_apps": [], "domains": domains.listed(platform(), g.user, tenant_id),
-            "moves": moves.asked(platform(), g.user, tenant_id), "rules": rules}
+            "moves": moves.asked(platform(), g.user, tenant_id)}
 
 
 def act(tenant_id: str, model, action, done: str, data: dict | None = None):
@@ -109,7 +107,7 @@ def ask_move(tenant_id: str):
 
 @bp.post("/<tenant_id>/domains")
 def claim_domain(tenant_id: str):
-    return act(tenant_id, DomainRequest, domains.claim, "Create the records shown; the domain is served once they are seen.")
+    return act(tenant_id, DomainRequest, domains.claim, "Create the records shown; it is served once they are seen.")
 
 
 @bp.post("/<tenant_id>/domains/<name>/delete")

@@ -5,7 +5,7 @@ from pydantic import ValidationError
 from odoosaas.api.schemas import AdminFilter
 from odoosaas.errors import Conflict, Forbidden, Invalid
 from odoosaas.store.models import Tenant
-from odoosaas.tenants import fleet, moves, rules, service
+from odoosaas.tenants import fleet, moves, service
 from odoosaas.web.pages import platform
 
 bp = Blueprint("operator", __name__, url_prefix="/admin")
@@ -46,7 +46,7 @@ def tenants():
         raise Invalid("The search is too long.") from None
     with platform().store.session() as db:
         items = [fleet.with_owner(t) for t in service.admin_list(db, **query.model_dump())]
-    return render_template("admin_tenants.html", items=items, query=query, statuses=STATUSES, rules=rules)
+    return render_template("admin_tenants.html", items=items, query=query, statuses=STATUSES)
 
 
 @bp.get("/tenants/<tenant_id>")
