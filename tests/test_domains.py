@@ -83,9 +83,11 @@ def edge(workdir, dns_server, acme_server):
     platform = app.extensions["odoosaas"]
     assert platform.driver.start_edge()
     stop = threading.Event()
-    threading.Thread(target=Worker(platform).run, args=(stop,), daemon=True).start()
+    worker = threading.Thread(target=Worker(platform).run, args=(stop,), daemon=True)
+    worker.start()
     yield app, pebble, http_port, tls_port
     stop.set()
+    worker.join(30)
     platform.driver.close()
     platform.store.dispose()
 

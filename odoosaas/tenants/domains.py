@@ -128,9 +128,10 @@ def sweep(platform) -> None:
     """Prove what is due (DNS outside any transaction), note certificates, route what changed."""
     with platform.store.session() as db:
         claimed = db.scalars(select(Domain)).all()
-    issued = certificates(platform.settings.data_dir / "acme.json")
+    local = platform.settings.driver == "local"  # Kubernetes' Traefik keeps its certificates to itself
+    issued = certificates(platform.settings.data_dir / "acme.json") if local else {}
     for old in claimed:
-        uncertified = old.status != "pending" and not old.certificate_expires_at  # retried: Traefik will not
+        uncertified = local and old.status != "pending" and not old.certificate_expires_at  # Traefik will not retry
         due = old.status == "pending" or not old.checked_at or now() - old.checked_at > (
             timedelta(seconds=10 * platform.settings.domain_check_seconds) if uncertified else RECHECK)
         proof, new = proven(old, platform.settings) if due else None, {"certificate_expires_at": issued.get(old.name)}
