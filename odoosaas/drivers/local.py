@@ -227,10 +227,10 @@ class LocalDriver:
 
     def _tls_args(self) -> list[str]:
         """HTTPS for custom domains, their certificates from ACME by HTTP-01 on the `web` entry point."""
-        acme = "--certificatesResolvers.acme.acme."
-        return [] if not self.settings.traefik_tls_port else [f"--entryPoints.websecure.address=127.0.0.1:{self.settings.traefik_tls_port}",
-                f"{acme}caServer={self.settings.acme_server}", f"{acme}email={self.settings.acme_email}",
-                f"{acme}storage={self.root / 'acme.json'}", f"{acme}httpChallenge.entryPoint=web"]
+        acme, port = "--certificatesResolvers.acme.acme.", self.settings.traefik_tls_port
+        return [f"--entryPoints.websecure.address=127.0.0.1:{port}", f"{acme}caServer={self.settings.acme_server}",
+                f"{acme}email={self.settings.acme_email}", f"{acme}storage={self.root / 'acme.json'}",
+                f"{acme}httpChallenge.entryPoint=web"] if port else []
 
     def close(self) -> None:
         """Stop what the local runtime started, in order: the apps (at once), Traefik, then the clusters

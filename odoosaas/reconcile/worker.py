@@ -113,8 +113,7 @@ class Worker:
             with self.platform.store.session() as db:
                 owners = set(db.scalars(select(model.lease_owner).where(model.lease_owner.like(host + "%"))))
                 dead = [owner for owner in owners if not owner_alive(owner)]
-                if dead:
-                    db.execute(update(model).where(model.lease_owner.in_(dead)).values(lease_until=None, lease_owner=None))
+                db.execute(update(model).where(model.lease_owner.in_(dead)).values(lease_until=None, lease_owner=None))
 
     def lagging(self):
         """Tenants whose desired state is not reached (a permanent failure waits for the user)."""
@@ -168,11 +167,10 @@ class Worker:
             tenant_id = db.get(Operation, operation_id).tenant_id
         if tenant_id and (tenant_id in self.inflight or not self.lease(Tenant, tenant_id)):
             return False
-        if self.lease(Operation, operation_id):
-            return True
-        if tenant_id:
+        leased = self.lease(Operation, operation_id)
+        if tenant_id and not leased:
             self.unlease("tenant", tenant_id)
-        return False
+        return leased
 
     def unlease(self, kind: str, row_id: str) -> None:
         model = Tenant if kind == "tenant" else Operation
@@ -190,10 +188,8 @@ class Worker:
                 row = db.get(Tenant if kind == "tenant" else Operation, row_id)
                 tenant_id = row.id if kind == "tenant" else row.tenant_id
                 tenant = db.get(Tenant, tenant_id) if tenant_id else None
-            if kind == "tenant":
-                self.drive(Context(self.platform, tenant, self.skip(tenant)))
-            else:
-                self.drive(operations.OperationContext(self.platform, row, tenant))
+            self.drive(Context(self.platform, tenant, self.skip(tenant)) if kind == "tenant"
+                       else operations.OperationContext(self.platform, row, tenant))
         except Exception:
             log.exception("%s %s: reconcile crashed", kind, row_id)
         finally:

@@ -33,6 +33,14 @@ class Base(DeclarativeBase):
     type_annotation_map = {datetime: UTCDateTime}
 
 
+class Scheduled:
+    """The reconciler's bookkeeping on a row it drives: retry schedule and lease."""
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=now)
+    lease_until: Mapped[datetime | None]
+    lease_owner: Mapped[str | None] = mapped_column(String(100))
+
+
 class User(Base):
     __tablename__ = "users"
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
@@ -78,7 +86,7 @@ class DbServer(Base):
     created_at: Mapped[datetime] = mapped_column(default=now)
 
 
-class Tenant(Base):
+class Tenant(Scheduled, Base):
     __tablename__ = "tenants"
     __table_args__ = (
         # A subdomain is unique among tenants that are not deleted, also under a race.
@@ -109,11 +117,6 @@ class Tenant(Base):
     status_detail: Mapped[str] = mapped_column(Text, default="")
     observed_generation: Mapped[int] = mapped_column(Integer, default=0)
     progress: Mapped[list] = mapped_column(JSON, default=list)
-    # reconciler bookkeeping: retry schedule and lease
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
-    next_attempt_at: Mapped[datetime] = mapped_column(default=now)
-    lease_until: Mapped[datetime | None]
-    lease_owner: Mapped[str | None] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(default=now)
     updated_at: Mapped[datetime] = mapped_column(default=now, onupdate=now)
     modules: Mapped[list] = mapped_column(JSON, default=list)  # apps asked for at creation
@@ -132,7 +135,7 @@ class Event(Base):
     message: Mapped[str] = mapped_column(Text)
 
 
-class Operation(Base):
+class Operation(Scheduled, Base):
     """A long action besides a tenant's lifecycle (install modules, move, back up, mail a reset link):
     run by the worker as a flat list of steps, with the tenant's progress shape."""
     __tablename__ = "operations"
@@ -145,10 +148,6 @@ class Operation(Base):
     progress: Mapped[list] = mapped_column(JSON, default=list)
     error: Mapped[str] = mapped_column(Text, default="")
     requested_by: Mapped[str | None] = mapped_column(String(36))
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
-    next_attempt_at: Mapped[datetime] = mapped_column(default=now)
-    lease_until: Mapped[datetime | None]
-    lease_owner: Mapped[str | None] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(default=now)
     finished_at: Mapped[datetime | None]
 

@@ -14,6 +14,8 @@ from odoosaas.tenants import moves, rules
 
 # desired state and the status shown while the reconciler works towards it
 TRANSITIONS = {"stop": ("stopped", "stopping"), "start": ("running", "starting"), "delete": ("deleted", "deleting")}
+PUBLIC_FIELDS = ("id", "subdomain", "url", "app", "tier", "status", "status_detail", "db_strategy",
+                 "db_strategy_reason", "admin_email", "node", "compliance", "resources", "desired")  # shown as stored
 
 
 def create(platform, user: User, request) -> Tenant:
@@ -164,7 +166,7 @@ def installed_modules(platform, user: User, tenant_id: str) -> list[dict]:
 
 def operations_of(db, user: User, tenant_id: str) -> list[Operation]:
     owned(db, user, tenant_id)
-    return list(db.scalars(select(Operation).where(Operation.tenant_id == tenant_id).order_by(Operation.created_at.desc())))
+    return list(db.scalars(select(Operation).filter_by(tenant_id=tenant_id).order_by(Operation.created_at.desc())))
 
 
 def record(db, tenant: Tenant, kind: str, message: str) -> None:
@@ -192,12 +194,8 @@ def public(tenant: Tenant) -> dict:
     steps = tenant.progress or []
     done = sum(step["state"] == "done" for step in steps)
     current = next((step["name"] for step in steps if step["state"] != "done"), "")
-    return {"id": tenant.id, "subdomain": tenant.subdomain, "url": tenant.url, "app": tenant.app,
-            "tier": tenant.tier, "status": tenant.status, "status_detail": tenant.status_detail,
+    return {**{name: getattr(tenant, name) for name in PUBLIC_FIELDS},
             "progress": {"step": current, "done": done, "total": len(steps), "steps": steps},
-            "db_strategy": tenant.db_strategy, "db_strategy_reason": tenant.db_strategy_reason,
-            "db_server": tenant.db_server.name if tenant.db_server else None, "admin_email": tenant.admin_email,
+            "db_server": tenant.db_server.name if tenant.db_server else None,
             "routing": "direct port" if tenant.url.startswith("http://127.0.0.1:") else "subdomain",
-            "node": tenant.node, "compliance": tenant.compliance,
-            "resources": tenant.resources, "desired": tenant.desired,
             "created_at": tenant.created_at.isoformat(), "updated_at": tenant.updated_at.isoformat()}
