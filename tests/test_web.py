@@ -224,7 +224,7 @@ def settled(operator: Caller, timeout: float = 120) -> None:
 
 def chart(page, name: str) -> dict[str, int]:
     return page.eval_on_selector_all(f"[data-chart={name}] dd", """rows => Object.fromEntries(rows.map(
-        row => [row.dataset.key, Number(row.querySelector('[data-value]').dataset.value)]))""")
+        row => [row.dataset.key, Number(row.querySelector('meter').getAttribute('value'))]))""")
 
 
 def table_column(page) -> list[str]:
