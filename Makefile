@@ -62,4 +62,5 @@ bench: odoo-start $(STAMP) system traefik k8s odoo
 	$(VENV)/bin/python bench/k8s.py
 	$(VENV)/bin/python bench/worker_idle.py
 	$(VENV)/bin/python bench/scale.py
+	$(VENV)/bin/python bench/login_memory.py
 	$(VENV)/bin/python bench/migrate.py
