@@ -157,7 +157,7 @@ class KubernetesDriver:
         """A StatefulSet in the tenant's namespace (dedicated) or the platform's (shared)."""
         ns = server.host.split(".")[1]
         if server.kind == "dedicated":
-            self._tenant_namespace(spec, "restricted")
+            self._tenant_namespace(spec)
         self._send(specs.secret(server.name, ns, {"password": admin["password"]}),
                    *specs.postgres(server.name, ns, self.settings, spec.resources.storage_gb))
         status = converted(lambda: self.client.get(StatefulSet, server.name, namespace=ns)).status
