@@ -3,7 +3,11 @@
 set -euo pipefail
 need=()
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || need+=(postgresql)
-if [ "${WITH_BROWSER:-0}" = 1 ]; then command -v chromium >/dev/null || need+=(chromium); fi
+if [ "${WITH_BROWSER:-0}" = 1 ]; then  # `make test`: the dashboard's browser, and Kill Bill (Maven, Java)
+  command -v chromium >/dev/null || need+=(chromium)
+  command -v mvn >/dev/null || need+=(maven)
+  command -v java >/dev/null || need+=(default-jre-headless)
+fi
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" != 0 ]; then
   echo "Please install: ${need[*]} (e.g. sudo apt-get install ${need[*]})" >&2
