@@ -7,7 +7,7 @@ from odoosaas.api.schemas import Billing, Items, PaymentMethod, PaymentMethodAns
 bp = APIBlueprint("billing", __name__, url_prefix="/api/v1", abp_tags=[Tag(name="billing")])
 
 
-@bp.get("/plans", responses={200: Items})
+@bp.get("/plans", responses={200: Items, **fails()})
 def plans():
     return {"items": platform().billing.plans(platform().settings)}
 

@@ -139,5 +139,6 @@ Availability = answer("Availability", name=str, available=bool, reason=str)
 Health = answer("Health", status=str)
 Overview = answer("Overview", tenants_by_status=dict, tenants_by_strategy=dict, tenants_by_tier=dict, nodes=list,
                   db_servers=list)
-Billing = answer("Billing", account=dict | None, subscriptions=list[dict], invoices=list[dict], payment_method=dict | None)
+Billing = answer("Billing", account=dict | None, subscriptions=list[dict], invoices=list[dict],
+                 payment_method=dict | None)
 PaymentMethodAnswer = answer("PaymentMethodAnswer", payment_method=dict)

@@ -47,7 +47,8 @@ class KillBill(FreeTier):
         if not self.catalog_ready:
             ours = datetime.fromisoformat(ElementTree.parse(CATALOG).findtext("effectiveDate"))
             if all(datetime.fromisoformat(v["effectiveDate"]) < ours for v in self.call("GET", "/1.0/kb/catalog")):
-                self.call("POST", "/1.0/kb/catalog/xml", content=CATALOG.read_bytes(), headers={"Content-Type": "text/xml"})
+                self.call("POST", "/1.0/kb/catalog/xml", content=CATALOG.read_bytes(),
+                          headers={"Content-Type": "text/xml"})
             self.catalog_ready = True
 
     def account(self, user, create: bool = True) -> dict | None:
@@ -96,7 +97,7 @@ class KillBill(FreeTier):
         account = self.account(user)
         base = f"/1.0/kb/accounts/{account['accountId']}"
         subscriptions = [s for bundle in self.call("GET", f"{base}/bundles") for s in bundle["subscriptions"]]
-        invoices = [{"date": i["invoiceDate"], "amount": i["amount"], "balance": i["balance"], "currency": i["currency"],
+        invoices = [{"date": i["invoiceDate"], "amount": i["amount"], "balance": i["balance"],  # account currency
                      "status": "unpaid" if i["balance"] > 0 else "paid"} for i in self.call("GET", f"{base}/invoices")]
         return {"account": {"balance": account["accountBalance"], "currency": account["currency"]},
                 "subscriptions": [subscription_view(s) for s in subscriptions], "invoices": invoices,
@@ -117,7 +118,7 @@ class KillBill(FreeTier):
     def plans(self, settings) -> list[dict]:
         catalog = {plan.findtext("product"): plan for plan in ElementTree.parse(CATALOG).getroot().iter("plan")
                    if plan.get("name", "").endswith("-monthly")}
-        return [{**plan, "price": float(catalog[plan["tier"]].findtext("finalPhase/recurring/recurringPrice/price/value")),
+        return [{**plan, "price": float(catalog[plan["tier"]].findtext("finalPhase/recurring/*/price/value")),
                  "trial_days": int(catalog[plan["tier"]].findtext("initialPhases/phase/duration/number"))}
                 for plan in super().plans(settings)]
 
@@ -131,7 +132,8 @@ def first_instance(platform, tenant: Tenant) -> bool:
 
 def subscription_view(subscription: dict) -> dict:
     trial_end = next((e["effectiveDate"] for e in subscription["events"] if e["eventType"] == "PHASE"), None)
-    active = subscription["state"] == "ACTIVE"
+    active = subscription["state"] == "ACTIVE"  # a cancelled one has no next invoice
+    next_invoice = max(filter(None, (subscription["chargedThroughDate"], trial_end)), default=None)
     return {"tenant_id": subscription["externalKey"], "plan": subscription["planName"],
             "phase": subscription["phaseType"].lower(), "state": subscription["state"].lower(), "trial_end": trial_end,
-            "next_invoice_date": max(filter(None, (subscription["chargedThroughDate"], trial_end)), default=None) if active else None}
+            "next_invoice_date": next_invoice if active else None}

@@ -76,7 +76,8 @@ class Worker:
         if billing.woken.is_set():  # a billing callback's hint: re-read Kill Bill now
             billing.woken.clear()
             last.pop(billing.sweep, None)
-        for every, job in ((settings.domain_check_seconds, domains.sweep), (settings.billing_check_seconds, billing.sweep)):
+        for every, job in ((settings.domain_check_seconds, domains.sweep),
+                           (settings.billing_check_seconds, billing.sweep)):
             if time.monotonic() - last.get(job, -every) >= every and job not in self.sweeping:
                 last[job] = time.monotonic()
                 self.sweeping.add(job)
