@@ -50,7 +50,13 @@ class Settings(BaseSettings):
     portal_url: str = Field("", description="This portal's public URL (mailed links).")
 
     # Billing and tiers
-    billing: Literal["free"] = Field("free", description="Billing provider.")
+    billing: Literal["free", "killbill"] = Field("free", description="Billing provider: `free` or `killbill`.")
+    killbill_url: str = Field("http://127.0.0.1:8080", description="Kill Bill's URL.")
+    killbill_user: str = Field("admin", description="Kill Bill user (HTTP Basic).")
+    killbill_password: str = Field("", description="That user's password.")
+    killbill_api_key: str = Field("", description="API key of the platform's Kill Bill tenant.")
+    killbill_api_secret: str = Field("", description="API secret of that Kill Bill tenant.")
+    billing_check_seconds: int = Field(300, description="Seconds between re-reads of every account's balance.")
     free_max_instances: int = Field(5, description="Live instances a user may have on the free tier.")
     tiers: dict[str, dict[str, int]] = Field({}, description="JSON overrides of the tier table.")
     shared_capacity: int = Field(50, description="Tenants per shared PostgreSQL server.")
@@ -92,6 +98,8 @@ class Settings(BaseSettings):
     def _require_real_secrets(self):
         if self.env == "production" and (len(self.secret_key) < 32 or not self.database_url):
             raise ValueError("production needs ODOOSAAS_SECRET_KEY (32+ chars) and ODOOSAAS_DATABASE_URL")
+        if self.billing == "killbill" and not (self.killbill_api_key and self.killbill_api_secret):
+            raise ValueError("ODOOSAAS_BILLING=killbill needs ODOOSAAS_KILLBILL_API_KEY and _API_SECRET")
         if self.auth == "supabase" and not self.supabase_url:
             raise ValueError("ODOOSAAS_AUTH=supabase needs ODOOSAAS_SUPABASE_URL")
         return self

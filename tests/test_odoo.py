@@ -116,9 +116,9 @@ def test_both_tenants_log_in_through_traefik_and_only_with_their_own_admin(platf
     # the other tenant's admin, and the right password for the wrong instance
     assert uid(login(port, "left", "right@example.com", PASSWORD)) is None
     assert uid(login(port, "right", "left@example.com", PASSWORD)) is None
-    assert pair["left"]["progress"]["done"] == 5
+    assert pair["left"]["progress"]["done"] == 6
     assert [s["name"] for s in pair["left"]["progress"]["steps"]] == [
-        "database", "runtime", "admin_credentials", "routing", "ready"]
+        "billing", "database", "runtime", "admin_credentials", "routing", "ready"]
 
 
 def test_database_manager_is_off_and_the_database_pinned(platform_app, pair):

@@ -44,7 +44,6 @@ def test_openapi_describes_every_route(client):
         ("patch", "/api/v1/tenants/{}"), ("get", "/api/v1/admin/migrations"),  # moves
         *((m, f"/api/v1/{p}") for m in ("get", "post") for p in ("tenants/{}/migration-requests",)),
         ("post", "/api/v1/admin/tenants/{}/migrate"),
-        ("get", "/api/v1/plans"), ("get", "/api/v1/billing"), ("post", "/api/v1/billing/payment-method"),  # Kill Bill
         ("get", "/api/v1/tenants/{}/backups"), ("post", "/api/v1/tenants/{}/backups"),  # backups
         ("post", "/api/v1/tenants/{}/backups/{}/restore"),
         *((m, "/api/v1/tenants/{}/domains") for m in ("get", "post")), ("delete", "/api/v1/tenants/{}/domains/{}")}

@@ -47,7 +47,7 @@ def test_create_serves_the_sample_app(platform_app, owner, operator):
     converge(platform_app)
     tenant = owner.get(f"/api/v1/tenants/{tenant_id}").json["tenant"]
     assert tenant["status"] == "running", tenant["status_detail"]
-    assert tenant["progress"]["done"] == 5 and all(s["finished_at"] for s in tenant["progress"]["steps"])
+    assert tenant["progress"]["done"] == 6 and all(s["finished_at"] for s in tenant["progress"]["steps"])
     assert tenant["db_server"] == "shared-1" and tenant["node"] and tenant["routing"] == "direct port"
     first = httpx.get(tenant["url"]).text
     assert "acme" in first and "Visits: <span id=visits>1<" in first

@@ -24,9 +24,9 @@ def test_create_read_list(app, alice):
     assert tenant["db_strategy"] == "shared" and tenant["db_strategy_reason"] == "tier:standard"
     assert tenant["url"] == "http://acme.localhost"
     assert tenant["resources"] == {"cpu_millicores": 1000, "memory_mb": 2048, "storage_gb": 20, "connection_limit": 40}
-    assert [s["name"] for s in tenant["progress"]["steps"]] == ["database", "runtime", "admin_credentials",
-                                                                "routing", "ready"]
-    assert tenant["progress"]["done"] == 0 and tenant["progress"]["total"] == 5
+    assert [s["name"] for s in tenant["progress"]["steps"]] == ["billing", "database", "runtime",
+                                                                "admin_credentials", "routing", "ready"]
+    assert tenant["progress"]["done"] == 0 and tenant["progress"]["total"] == 6
     assert "admin-pass-1" not in str(r.json)
     assert alice.get(f"/api/v1/tenants/{tenant['id']}").json["tenant"]["subdomain"] == "acme"
     assert [t["id"] for t in alice.get("/api/v1/tenants").json["items"]] == [tenant["id"]]

@@ -20,7 +20,9 @@ def tokens(issued: dict) -> dict:
 @bp.post("/auth/signup", responses={201: UserAnswer, **BODY, **fails(409, 429)})
 @rate_limited("signup")
 def signup(body: Signup):
-    return {"user": public_user(platform().auth.signup(body.email, body.password, body.full_name))}, 201
+    user = platform().auth.signup(body.email, body.password, body.full_name)
+    platform().billing.signed_up(user)
+    return {"user": public_user(user)}, 201
 
 
 @bp.post("/auth/login", responses=SESSION)

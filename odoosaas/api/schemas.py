@@ -84,6 +84,10 @@ class TierChange(Body):
     tier: Literal["basic", "standard", "premium", "enterprise"]
 
 
+class PaymentMethod(Body):
+    kind: Literal["external"] = "external"  # Kill Bill's external payment method; a card processor would add kinds
+
+
 class MoveRequest(Body):
     target_strategy: Literal["shared", "dedicated"]
     reason: str = Field("", max_length=500)
@@ -135,3 +139,6 @@ Availability = answer("Availability", name=str, available=bool, reason=str)
 Health = answer("Health", status=str)
 Overview = answer("Overview", tenants_by_status=dict, tenants_by_strategy=dict, tenants_by_tier=dict, nodes=list,
                   db_servers=list)
+Billing = answer("Billing", account=dict | None, subscriptions=list[dict], invoices=list[dict],
+                 payment_method=dict | None)
+PaymentMethodAnswer = answer("PaymentMethodAnswer", payment_method=dict)

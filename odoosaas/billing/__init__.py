@@ -1,12 +1,17 @@
-"""Billing providers. The free tier is the default; Kill Bill implements the same verbs.
+"""Billing providers. The free tier is the default; Kill Bill (`killbill.py`) implements the same verbs.
 
 `check_create(db, user, tier)` is asked before an instance is made (it raises to refuse);
-`created(tenant)`/`deleted(tenant)` are told after.
+`created(tenant)`/`deleted(tenant)` are told after; `signed_up(user)` after a signup; `reconcile(ctx)` is the
+reconciler's `billing` step; `sweep(platform)` runs periodically, sooner once `woken` is set.
 """
+import dataclasses
+import threading
+
 from sqlalchemy import func, select
 
 from odoosaas.errors import Conflict
 from odoosaas.store.models import Tenant
+from odoosaas.tenants import rules
 
 
 class FreeTier:
@@ -14,6 +19,7 @@ class FreeTier:
 
     def __init__(self, max_instances: int):
         self.max_instances = max_instances
+        self.woken = threading.Event()  # a hint that billing state changed: the worker sweeps now
 
     def check_create(self, db, user, tier: str) -> None:
         live = db.scalar(select(func.count()).select_from(Tenant)
@@ -24,8 +30,21 @@ class FreeTier:
     def created(self, tenant: Tenant) -> None:
         """Nothing to record: the count of live instances is the whole plan."""
 
-    deleted = created
+    deleted = signed_up = reconcile = sweep = created
+
+    def plans(self, settings) -> list[dict]:
+        return [{"tier": tier, "price": 0, "currency": "EUR", "period": "month", "trial_days": 0,
+                 "resources": dataclasses.asdict(rules.resources(tier, settings.tiers))} for tier in rules.TIER_NAMES]
+
+    def overview(self, platform, user) -> dict:
+        return {"account": None, "subscriptions": [], "invoices": [], "payment_method": None}
+
+    def add_payment_method(self, platform, user) -> dict:
+        raise Conflict("The free tier takes no payments.", "not_billed")
 
 
 def make_billing(settings):
+    if settings.billing == "killbill":
+        from odoosaas.billing.killbill import KillBill
+        return KillBill(settings)
     return FreeTier(settings.free_max_instances)

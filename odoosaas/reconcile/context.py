@@ -92,7 +92,7 @@ class Context:
                 db.get(DbServer, server.id).status = status
 
     def complete(self) -> None:
-        self.finish(self.kind)
+        self.finish(self.kind, service.SUSPENDED if self.kind == "suspended" else "")
         if self.kind == "deleted":
             self.platform.billing.deleted(self.tenant)
 

@@ -109,9 +109,13 @@ def remove_database(ctx, server_id: str | None = None) -> None:
         ops.drop(conn, name, name)
 
 
+billing = lambda ctx: ctx.platform.billing.reconcile(ctx)  # noqa: E731 (the subscription)
 ACTIONS = {  # the runtime steps are the driver's verbs
-    "running": {"database": ensure_database, "runtime": lambda ctx: ctx.platform.driver.apply(ctx.tenant, ctx.spec()),
+    "running": {"billing": billing, "database": ensure_database,
+                "runtime": lambda ctx: ctx.platform.driver.apply(ctx.tenant, ctx.spec()),
                 "admin_credentials": ensure_admin_credentials, "routing": ensure_routing, "ready": ensure_ready},
     "stopped": {"runtime": lambda ctx: ctx.platform.driver.stop(ctx.tenant)},
-    "deleted": {"runtime": lambda ctx: ctx.platform.driver.delete(ctx.tenant), "database": remove_database},
+    "deleted": {"runtime": lambda ctx: ctx.platform.driver.delete(ctx.tenant), "database": remove_database,
+                "billing": billing},
 }
+ACTIONS["suspended"] = ACTIONS["stopped"]

@@ -71,8 +71,13 @@ class Worker:
                 self.platform.wakeup.clear()
 
     def sweep(self, pool, last: dict) -> None:
-        """Periodic work that is not a row (domain proofs), each at its interval, one run at a time."""
-        for every, job in ((self.platform.settings.domain_check_seconds, domains.sweep),):
+        """Periodic work that is not a row (domain proofs, billing), each at its interval, one run at a time."""
+        settings, billing = self.platform.settings, self.platform.billing
+        if billing.woken.is_set():  # a billing callback's hint: re-read Kill Bill now
+            billing.woken.clear()
+            last.pop(billing.sweep, None)
+        for every, job in ((settings.domain_check_seconds, domains.sweep),
+                           (settings.billing_check_seconds, billing.sweep)):
             if time.monotonic() - last.get(job, -every) >= every and job not in self.sweeping:
                 last[job] = time.monotonic()
                 self.sweeping.add(job)

@@ -110,7 +110,7 @@ class Tenant(Scheduled, Base):
     node: Mapped[str] = mapped_column(String(100), default="")
     url: Mapped[str] = mapped_column(String(300), default="")
     # desired state
-    desired: Mapped[str] = mapped_column(String(16), default="running")  # running | stopped | deleted
+    desired: Mapped[str] = mapped_column(String(16), default="running")  # running | stopped | suspended | deleted
     generation: Mapped[int] = mapped_column(Integer, default=1)
     # observed state
     status: Mapped[str] = mapped_column(String(16), default="creating", index=True)

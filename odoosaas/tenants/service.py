@@ -16,6 +16,7 @@ from odoosaas.tenants import moves, rules
 TRANSITIONS = {"stop": ("stopped", "stopping"), "start": ("running", "starting"), "delete": ("deleted", "deleting")}
 PUBLIC_FIELDS = ("id", "subdomain", "url", "app", "tier", "status", "status_detail", "db_strategy",
                  "db_strategy_reason", "admin_email", "node", "compliance", "resources", "desired")  # shown as stored
+SUSPENDED = "Suspended: an invoice is unpaid. Add a payment method to resume it; its data is kept."
 
 
 def create(platform, user: User, request) -> Tenant:
@@ -84,11 +85,10 @@ def change(platform, user: User, tenant_id: str, action: str) -> Tenant:
         moves.refuse_if_moving(db, tenant.id)
         if tenant.desired == "deleted" and action != "delete":
             raise Conflict("This instance is being deleted.", "invalid_state")
+        if tenant.desired == "suspended" and action != "delete":
+            raise Conflict(SUSPENDED, "suspended")
         if tenant.desired != desired or tenant.status == "failed":  # on a failed tenant, start retries
-            tenant.desired, tenant.status, tenant.status_detail = desired, status, ""
-            tenant.progress = pending_steps(desired)
-            tenant.generation += 1
-            tenant.attempts, tenant.next_attempt_at = 0, now()
+            aim(tenant, desired, status)
             record(db, tenant, action, f"{action} requested")
             if action == "delete":  # its domains are free for others to claim
                 db.execute(delete(Domain).where(Domain.tenant_id == tenant.id))
@@ -96,6 +96,25 @@ def change(platform, user: User, tenant_id: str, action: str) -> Tenant:
             raise Conflict(f"This instance is already {tenant.status}.", "invalid_state")
     platform.wake()
     return tenant
+
+
+def aim(tenant: Tenant, desired: str, status: str, detail: str = "") -> None:
+    """A new desired state: a new generation the reconciler drives from its first step."""
+    tenant.desired, tenant.status, tenant.status_detail = desired, status, detail
+    tenant.progress = pending_steps(desired)
+    tenant.generation += 1
+    tenant.attempts, tenant.next_attempt_at = 0, now()
+
+
+def suspend(platform, owner_id: str, unpaid: bool) -> None:
+    """Billing's verdict on an owner: running instances stop as `suspended` while an invoice is unpaid, and
+    run again once it is paid."""
+    now_desired, then, status = ("running", "suspended", "stopping") if unpaid else ("suspended", "running", "starting")
+    with platform.store.session() as db:
+        for tenant in db.scalars(select(Tenant).where(Tenant.owner_id == owner_id, Tenant.desired == now_desired)):
+            aim(tenant, then, status, SUSPENDED if unpaid else "")
+            record(db, tenant, "billing", "suspended: an invoice is unpaid" if unpaid else "resumed: invoices paid")
+    platform.wake()
 
 
 def set_admin_password(platform, user: User, tenant_id: str, password: str) -> Tenant:

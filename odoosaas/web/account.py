@@ -36,7 +36,7 @@ def form_page(path: str, model, *limits):
 
 @form_page("/signup", Signup, rate_limited("signup"))
 def signup(body: Signup):
-    platform().auth.signup(body.email, body.password, body.full_name)
+    platform().billing.signed_up(platform().auth.signup(body.email, body.password, body.full_name))
     flash("Your account is ready: log in.")
     return redirect(url_for(".login", email=body.email))
 

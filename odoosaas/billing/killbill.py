@@ -1,0 +1,139 @@
+"""Kill Bill as the billing provider: an account per user (external key: the user id), a subscription per
+tenant (external key: the tenant id) made by the reconciler's `billing` step, the catalog uploaded when the
+repo's is newer. Kill Bill is the record: the sweep re-reads balances, callbacks only make it run sooner."""
+import logging
+import xml.etree.ElementTree as ElementTree
+from datetime import datetime
+from pathlib import Path
+
+import httpx
+from sqlalchemy import select
+
+from odoosaas.billing import FreeTier
+from odoosaas.errors import ApiError, TemporaryError
+from odoosaas.store.models import Tenant
+from odoosaas.tenants import service
+
+log = logging.getLogger(__name__)
+CATALOG = Path(__file__).with_name("catalog.xml")
+NOW = {"entitlementPolicy": "IMMEDIATE", "billingPolicy": "IMMEDIATE"}
+
+
+class Unavailable(ApiError, TemporaryError):
+    """Kill Bill unreachable or refusing: 503 in the API, a retry in the reconciler."""
+    status, code = 503, "billing_unavailable"
+
+
+class KillBill(FreeTier):
+    def __init__(self, settings):
+        super().__init__(settings.free_max_instances)
+        self.http = httpx.Client(base_url=settings.killbill_url, timeout=30, headers={
+            "X-Killbill-ApiKey": settings.killbill_api_key, "X-Killbill-ApiSecret": settings.killbill_api_secret,
+            "X-Killbill-CreatedBy": "odoosaas"}, auth=(settings.killbill_user, settings.killbill_password))
+        self.catalog_ready = False
+
+    def call(self, method: str, path: str, **kwargs):
+        """The answer's JSON; None for a 404 or an empty body."""
+        try:
+            answer = self.http.request(method, path, **kwargs)
+        except httpx.HTTPError as exc:
+            raise Unavailable(f"The billing service is unreachable ({type(exc).__name__}).") from None
+        if answer.status_code >= 400 and answer.status_code != 404:
+            raise Unavailable(f"The billing service answered {answer.status_code} to {method} {path}.")
+        return answer.json() if answer.status_code != 404 and answer.content else None
+
+    def ensure_catalog(self) -> None:
+        """Upload the repo's catalog when its effectiveDate is newer than Kill Bill's latest version."""
+        if not self.catalog_ready:
+            ours = datetime.fromisoformat(ElementTree.parse(CATALOG).findtext("effectiveDate"))
+            if all(datetime.fromisoformat(v["effectiveDate"]) < ours for v in self.call("GET", "/1.0/kb/catalog")):
+                self.call("POST", "/1.0/kb/catalog/xml", content=CATALOG.read_bytes(),
+                          headers={"Content-Type": "text/xml"})
+            self.catalog_ready = True
+
+    def account(self, user, create: bool = True) -> dict | None:
+        found = self.call("GET", "/1.0/kb/accounts", params={"externalKey": user.id, "accountWithBalance": "true"})
+        if found is None and create:
+            self.call("POST", "/1.0/kb/accounts", json={"name": user.full_name or user.email, "email": user.email,
+                                                        "externalKey": user.id, "currency": "EUR"})
+            return self.account(user, create=False)
+        return found
+
+    def signed_up(self, user) -> None:
+        try:
+            self.account(user)
+        except Unavailable as exc:  # made when first needed instead
+            log.warning("no billing account for user %s yet: %s", user.id, exc.message)
+
+    def reconcile(self, ctx) -> None:
+        """The tenant's subscription: made on the tier's plan, changed with the tier, cancelled on delete."""
+        tenant = ctx.tenant
+        subscription = self.call("GET", "/1.0/kb/subscriptions", params={"externalKey": tenant.id})
+        path = f"/1.0/kb/subscriptions/{(subscription or {}).get('subscriptionId')}"
+        if ctx.kind == "deleted":
+            if subscription and subscription["state"] != "CANCELLED":
+                self.call("DELETE", path, params=NOW)
+        elif subscription is None:
+            self.ensure_catalog()
+            plan = f"{tenant.tier}-monthly" + ("" if first_instance(ctx.platform, tenant) else "-notrial")
+            self.call("POST", "/1.0/kb/subscriptions", json={"accountId": self.account(tenant.owner)["accountId"],
+                      "planName": plan, "externalKey": tenant.id, "bundleExternalKey": tenant.id})
+        elif subscription["productName"] != tenant.tier:  # same family: a trial keeps the rest of it
+            family = subscription["planName"].removeprefix(subscription["productName"])
+            self.call("PUT", path, json={"planName": tenant.tier + family})
+
+    def sweep(self, platform) -> None:
+        """Suspend the instances of accounts with an unpaid balance, resume them once it is paid."""
+        with platform.store.session() as db:
+            owners = set(db.scalars(select(Tenant.owner_id).where(Tenant.desired.in_(("running", "suspended")))))
+        for owner_id in owners:
+            self.settle(platform, owner_id)
+
+    def settle(self, platform, owner_id: str) -> None:
+        account = self.call("GET", "/1.0/kb/accounts", params={"externalKey": owner_id, "accountWithBalance": "true"})
+        service.suspend(platform, owner_id, bool(account) and account["accountBalance"] > 0)
+
+    def overview(self, platform, user) -> dict:
+        account = self.account(user)
+        base = f"/1.0/kb/accounts/{account['accountId']}"
+        subscriptions = [s for bundle in self.call("GET", f"{base}/bundles") for s in bundle["subscriptions"]]
+        invoices = [{"date": i["invoiceDate"], "amount": i["amount"], "balance": i["balance"],  # account currency
+                     "status": "unpaid" if i["balance"] > 0 else "paid"} for i in self.call("GET", f"{base}/invoices")]
+        return {"account": {"balance": account["accountBalance"], "currency": account["currency"]},
+                "subscriptions": [subscription_view(s) for s in subscriptions], "invoices": invoices,
+                "payment_method": {"kind": "external"} if self.call("GET", f"{base}/paymentMethods") else None}
+
+    def add_payment_method(self, platform, user) -> dict:
+        """Kill Bill's external payment method (no card processor here), then the unpaid invoices paid with it."""
+        account = self.account(user)
+        base = f"/1.0/kb/accounts/{account['accountId']}"
+        if not self.call("GET", f"{base}/paymentMethods"):
+            self.call("POST", f"{base}/paymentMethods", params={"isDefault": "true"},
+                      json={"pluginName": "__EXTERNAL_PAYMENT__"})
+        if account["accountBalance"] > 0:
+            self.call("POST", f"{base}/invoicePayments")
+        self.settle(platform, user.id)
+        return {"kind": "external"}
+
+    def plans(self, settings) -> list[dict]:
+        catalog = {plan.findtext("product"): plan for plan in ElementTree.parse(CATALOG).getroot().iter("plan")
+                   if plan.get("name", "").endswith("-monthly")}
+        return [{**plan, "price": float(catalog[plan["tier"]].findtext("finalPhase/recurring/*/price/value")),
+                 "trial_days": int(catalog[plan["tier"]].findtext("initialPhases/phase/duration/number"))}
+                for plan in super().plans(settings)]
+
+
+def first_instance(platform, tenant: Tenant) -> bool:
+    """One trial per customer: their first instance ever (deleted ones count) starts with it."""
+    with platform.store.session() as db:
+        return tenant.id == db.scalar(select(Tenant.id).where(Tenant.owner_id == tenant.owner_id)
+                                      .order_by(Tenant.created_at).limit(1))
+
+
+def subscription_view(subscription: dict) -> dict:
+    trial_end = next((e["effectiveDate"] for e in subscription["events"] if e["eventType"] == "PHASE"), None)
+    active = subscription["state"] == "ACTIVE"  # a cancelled one has no next invoice
+    next_invoice = max(filter(None, (subscription["chargedThroughDate"], trial_end)), default=None)
+    return {"tenant_id": subscription["externalKey"], "plan": subscription["planName"],
+            "phase": subscription["phaseType"].lower(), "state": subscription["state"].lower(), "trial_end": trial_end,
+            "next_invoice_date": next_invoice if active else None}
