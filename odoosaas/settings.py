@@ -80,6 +80,21 @@ class Settings(BaseSettings):
     dns_resolvers: str = Field("", description="Resolvers `ip[:port],...`; empty: the system's.")
     domain_check_seconds: int = Field(60, description="Seconds between checks of pending domains.")
 
+    # Backups
+    backup_key: str = Field("", description="Key that encrypts backups; empty: derived from the secret key.")
+    backup_s3_bucket: str = Field("", description="S3 bucket of backups; empty: a folder under the data dir.")
+    backup_s3_prefix: str = Field("", description="Prefix of backup objects in the bucket.")
+    backup_s3_endpoint: str = Field("", description="S3 endpoint URL (MinIO, Ceph...); empty: AWS.")
+    backup_s3_region: str = Field("us-east-1", description="S3 region the requests are signed for.")
+    backup_s3_access_key: str = Field("", description="S3 access key; empty: boto3's own lookup.")
+    backup_s3_secret_key: str = Field("", description="S3 secret key; never logged or returned.")
+    backup_every: dict[str, int] = Field({"basic": 86400, "standard": 86400, "premium": 21600, "enterprise": 21600},
+                                         description="Seconds between scheduled backups, per tier (0: none).")
+    backup_keep: dict[str, int] = Field({"daily": 7, "weekly": 4, "monthly": 3}, description="Backups kept.")
+    backup_keep_deleted_days: int = Field(30, description="Days a deleted instance's last backup is kept.")
+    backup_check_seconds: int = Field(300, description="Seconds between the worker's schedule and retention sweeps.")
+    backup_link_seconds: int = Field(3600, description="Lifetime of a backup's download link, seconds.")
+
     # Kubernetes driver
     kubeconfig: str = Field("", description="Kubeconfig file; empty uses the pod's service account.")
     k8s_platform_namespace: str = Field("odoosaas", description="Namespace of the control plane.")

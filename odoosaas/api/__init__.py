@@ -7,7 +7,8 @@ from odoosaas.api.schemas import Error
 from odoosaas.errors import ApiError, Forbidden, Unauthenticated
 
 BEARER = [{"bearer": []}]
-PUBLIC = ("/api/v1/auth/", "/api/v1/subdomains/", "/api/v1/plans", "/api/v1/billing/notifications")
+PUBLIC = ("/api/v1/auth/", "/api/v1/subdomains/", "/api/v1/plans", "/api/v1/billing/notifications",
+          "/api/v1/backup-downloads/")  # the link is the credential
 HTTP_CODES = {400: "invalid", 401: "unauthenticated", 404: "not_found", 405: "method_not_allowed",
               413: "too_large", 415: "unsupported_media_type", 429: "rate_limited", 500: "internal"}
 
@@ -85,8 +86,8 @@ def authenticate_first():
 
 
 def init_app(app) -> None:
-    from odoosaas.api import admin, auth, billing, ops, tenants
+    from odoosaas.api import admin, auth, backups, billing, ops, tenants
     app.before_request(authenticate_first)
     app.before_request(require_json)
-    for module in (auth, tenants, billing, admin, ops):
+    for module in (auth, tenants, backups, billing, admin, ops):
         app.register_api(module.bp)

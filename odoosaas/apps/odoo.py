@@ -42,8 +42,8 @@ def command() -> list[str]:
     return [str(python), str(odoo_bin())] if python.exists() else [str(odoo_bin())]
 
 
-def run(config: Path, *args: str) -> None:
-    done = subprocess.run([*command(), "-c", str(config), *args, "--stop-after-init", "--no-http"],
+def run(config: Path, *args: str, verb: tuple = ()) -> None:
+    done = subprocess.run([*command(), *verb, "-c", str(config), *args, "--stop-after-init", "--no-http"],
                           capture_output=True, text=True, timeout=1800)
     if done.returncode:
         raise PermanentError(f"Odoo failed ({' '.join(args)}): {done.stderr.strip()[-300:]}")
@@ -127,6 +127,17 @@ class OdooTemplate:
         signals the change (Odoo's `base_registry_signaling` sequence)."""
         workdir.mkdir(parents=True, exist_ok=True, mode=0o700)
         run(local_config(spec, workdir / "odoo-install.conf", workdir / "filestore"), "-i", ",".join(names))
+
+    def check(self, spec, folder: Path) -> None:
+        """A backup's scratch copy: Odoo's registry loads on it."""
+        run(local_config(spec, folder / "check.conf", folder / "data"))
+
+    def neutralize(self, spec, folder: Path) -> None:
+        """A copy mails no one and runs no jobs (Odoo's own `neutralize`), and has an identity of its own."""
+        run(local_config(spec, folder / "neutralize.conf", folder / "data"), verb=("neutralize",))
+        with tenant_connection(spec) as conn:
+            conn.cursor().executemany(SET_PARAMETER, [("database.uuid", str(uuid.uuid1())), (
+                "database.secret", str(uuid.uuid4())), ("odoosaas.tenant", spec.tenant_id)])
 
     def installed_modules(self, spec) -> list[dict]:
         """Every app the instance knows, with its state (`installed`, `uninstalled`, ...)."""

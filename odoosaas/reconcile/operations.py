@@ -112,4 +112,4 @@ def install_modules(ctx) -> None:
 register("password_reset", ("send", send_password_reset))
 register("install_modules", ("install", install_modules))
 
-from odoosaas.reconcile import moves  # noqa: E402,F401  (registers the `move` kind)
+from odoosaas.reconcile import backups, moves  # noqa: E402,F401  (register the `backup`, `restore`, `move` kinds)

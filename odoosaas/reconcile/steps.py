@@ -7,6 +7,7 @@ from sqlalchemy import func, select
 from odoosaas import apps
 from odoosaas.errors import PermanentError, TemporaryError
 from odoosaas.pg import ops
+from odoosaas.reconcile import backups
 from odoosaas.store.models import DbServer, Tenant
 from odoosaas.tenants import rules
 
@@ -115,7 +116,7 @@ ACTIONS = {  # the runtime steps are the driver's verbs
                 "runtime": lambda ctx: ctx.platform.driver.apply(ctx.tenant, ctx.spec()),
                 "admin_credentials": ensure_admin_credentials, "routing": ensure_routing, "ready": ensure_ready},
     "stopped": {"runtime": lambda ctx: ctx.platform.driver.stop(ctx.tenant)},
-    "deleted": {"runtime": lambda ctx: ctx.platform.driver.delete(ctx.tenant), "database": remove_database,
-                "billing": billing},
+    "deleted": {"backup": lambda ctx: backups.before_delete(ctx), "database": remove_database, "billing": billing,
+                "runtime": lambda ctx: ctx.platform.driver.delete(ctx.tenant)},
 }
 ACTIONS["suspended"] = ACTIONS["stopped"]

@@ -18,7 +18,7 @@ from datetime import timedelta
 from sqlalchemy import or_, select, update
 
 from odoosaas.errors import PermanentError, TemporaryError
-from odoosaas.reconcile import operations
+from odoosaas.reconcile import backups, operations
 from odoosaas.reconcile.context import Context
 from odoosaas.store.models import Operation, Tenant, now
 from odoosaas.tenants import domains
@@ -77,6 +77,7 @@ class Worker:
             billing.woken.clear()
             last.pop(billing.sweep, None)
         for every, job in ((settings.domain_check_seconds, domains.sweep),
+                           (settings.backup_check_seconds, backups.sweep),
                            (settings.billing_check_seconds, billing.sweep)):
             if time.monotonic() - last.get(job, -every) >= every and job not in self.sweeping:
                 last[job] = time.monotonic()
@@ -132,8 +133,8 @@ class Worker:
     def list_resync(self, db) -> list[str]:
         """Tenants to re-ensure once after start, those meant to run first (their apps died with the last worker)."""
         if self.resync is None:
-            self.resync = dict.fromkeys(db.scalars(select(Tenant.id).where(Tenant.status.not_in(("deleted", "failed")))
-                                                   .order_by(Tenant.desired != "running")))
+            live = Tenant.status.not_in(("deleted", "failed", "maintenance"))  # a restore starts its app itself
+            self.resync = dict.fromkeys(db.scalars(select(Tenant.id).where(live).order_by(Tenant.desired != "running")))
         return [tenant_id for tenant_id in list(self.resync) if tenant_id not in self.inflight]  # list(): atomic
 
     def claim(self, slots: int) -> list[tuple[str, str]]:

@@ -38,6 +38,8 @@ def start(platform, user, tenant_id: str, target: str, reason: str = "", db=None
                 db, tenant_id, ("requested", "pending", "running")):
             raise Conflict(f"Only a running instance, not moving, can move to a {target} database.", "invalid_state")
         service.record(db, tenant, "move", f"move to a {target} database {status}")
+        if status == "pending":  # a backup first (an operator approving a request starts none)
+            operations.enqueue(platform, "backup", tenant_id, {"kind": "pre_move", "mark": ""}, db=db)
         return operations.enqueue(platform, "move", tenant_id, {"target_strategy": target, "reason": reason},
                                   requested_by=user.id, db=db, status=status)
 

@@ -10,7 +10,7 @@ TIER_NAMES = ("basic", "standard", "premium", "enterprise")
 COMPLIANCE = ("hipaa", "sox", "pci-dss")
 # The steps that move a tenant to each desired state, in order (the progress bar's names).
 PLANS = {"running": ("billing", "database", "runtime", "admin_credentials", "routing", "ready"),
-         "stopped": ("runtime",), "suspended": ("runtime",), "deleted": ("runtime", "database", "billing")}
+         "stopped": ("runtime",), "suspended": ("runtime",), "deleted": ("backup", "runtime", "database", "billing")}
 
 
 @dataclass(frozen=True)
