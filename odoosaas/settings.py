@@ -85,7 +85,6 @@ class Settings(BaseSettings):
     backup_s3_bucket: str = Field("", description="S3 bucket of backups; empty: a folder under the data dir.")
     backup_s3_prefix: str = Field("", description="Prefix of backup objects in the bucket.")
     backup_s3_endpoint: str = Field("", description="S3 endpoint URL (MinIO, Ceph...); empty: AWS.")
-    backup_s3_region: str = Field("us-east-1", description="S3 region the requests are signed for.")
     backup_s3_access_key: str = Field("", description="S3 access key; empty: boto3's own lookup.")
     backup_s3_secret_key: str = Field("", description="S3 secret key; never logged or returned.")
     backup_every: dict[str, int] = Field({"basic": 86400, "standard": 86400, "premium": 21600, "enterprise": 21600},

@@ -1,5 +1,5 @@
-"""Backups as the API and the pages see them (FE-4): list, take, restore, download. Another customer's backup is a
-404, as their instance is; only a verified backup is restored or downloaded."""
+"""Backups as the API and the pages see them (FE-4). Another customer's backup is a 404, as their instance is; only a
+verified backup is restored or downloaded, through a signed link that expires (its objects are sealed)."""
 from datetime import timedelta
 from types import SimpleNamespace
 
@@ -11,15 +11,15 @@ from odoosaas.reconcile import backups, operations
 from odoosaas.store.models import Operation, Tenant, now
 from odoosaas.tenants import moves, rules, service
 
-STATUS = {"pending": "running", "done": "verified"}  # else as the operation's
+STATUS = {"pending": "running", "done": "verified"}  # else the operation's
+COPIED = ("app", "tier", "compliance", "high_performance", "expected_data_gb", "admin_email")  # by a new instance
 
 
 def public(backup: Operation) -> dict:
     parts = backup.params.get("parts", {})
-    return {"id": backup.id, "status": STATUS.get(backup.status, backup.status), "kind": backup.params["kind"],
+    return {"id": backup.id, "kind": backup.params["kind"], "status": STATUS.get(backup.status, backup.status),
             "size_bytes": sum(part["size"] for part in parts.values()), "error": backup.error,
-            "sha256": parts.get("database", {}).get("sha256", ""), "created_at": backup.created_at.isoformat(),
-            "progress": operations.public(backup)["progress"]}
+            "sha256": parts.get("database", {}).get("sha256", ""), "created_at": backup.created_at.isoformat()}
 
 
 def listed(platform, user, tenant_id: str) -> list[dict]:
@@ -30,47 +30,37 @@ def listed(platform, user, tenant_id: str) -> list[dict]:
 
 def take(platform, user, tenant_id: str) -> dict:
     with platform.store.session() as db:
-        tenant = service.owned(db, user, tenant_id)
-        if tenant.status not in ("running", "stopped"):
+        if (tenant := service.owned(db, user, tenant_id)).status not in ("running", "stopped"):
             raise Conflict("Only a running or stopped instance can be backed up.", "invalid_state")
         backup = backups.take(platform, tenant, "manual", db=db)
         db.flush()
         return public(backup)
 
 
-def verified(db, user, tenant_id: str, backup_id: str) -> Operation:
-    service.owned(db, user, tenant_id)
-    backup = db.get(Operation, backup_id)
+def verified(db, user, tenant_id: str, backup_id: str) -> Tenant:
+    tenant, backup = service.owned(db, user, tenant_id), db.get(Operation, backup_id)
     if backup is None or backup.kind != "backup" or backup.tenant_id != tenant_id:
         raise NotFound("No such backup.")
     if backup.status != "done":
         raise Conflict("Only a verified backup can be restored or downloaded.", "not_verified")
-    return backup
+    return tenant
 
 
 def restore(platform, user, tenant_id: str, backup_id: str, target: str, subdomain=None, database_only=False):
     """In place (a running instance, or one whose restore failed), or into a new instance of the same owner."""
     with platform.store.session() as db:
-        verified(db, user, tenant_id, backup_id)
-        tenant = db.get(Tenant, tenant_id)
+        tenant = verified(db, user, tenant_id, backup_id)
         moves.refuse_if_moving(db, tenant_id)
         if target == "in_place" and (tenant.desired != "running" or tenant.status not in ("running", "failed")):
             raise Conflict("Start the instance before restoring a backup into it.", "invalid_state")
     if target == "new_instance":
-        tenant = copy_of(platform, user, tenant, subdomain or "")
+        if problem := rules.subdomain_problem(subdomain or ""):
+            raise Invalid("Choose a subdomain for the new instance.", fields={"subdomain": problem})
+        request = {key: getattr(tenant, key) for key in COPIED}
+        tenant = service.create(platform, user, SimpleNamespace(**request, subdomain=subdomain, modules=[],
+                                admin_password=platform.box.open(tenant.secrets)["admin_password"]))
     params = {"backup_id": backup_id, "target": target, "database_only": database_only}
     return operations.enqueue(platform, "restore", tenant.id, params, requested_by=user.id)
-
-
-def copy_of(platform, user, source: Tenant, subdomain: str) -> Tenant:
-    """A new instance like the source (app, tier, admin), which the restore then fills."""
-    if problem := rules.subdomain_problem(subdomain):
-        raise Invalid("Choose a valid subdomain for the new instance.", fields={"subdomain": problem})
-    password = platform.box.open(source.secrets)["admin_password"]
-    return service.create(platform, user, SimpleNamespace(
-        subdomain=subdomain, app=source.app, tier=source.tier, compliance=source.compliance, modules=[],
-        high_performance=source.high_performance, expected_data_gb=source.expected_data_gb,
-        admin_email=source.admin_email, admin_password=password))
 
 
 def signer(platform) -> URLSafeTimedSerializer:
@@ -86,15 +76,13 @@ def link(platform, user, tenant_id: str, backup_id: str) -> tuple[str, str]:
 
 
 def download(platform, token: str):
-    """The database dump (`pg_restore` reads it) behind a link, unsealed as it streams: a file name and chunks."""
+    """The database dump (`pg_restore` reads it) behind a link, unsealed as it streams: a file name and the chunks."""
     try:
         backup_id = signer(platform).loads(token, max_age=platform.settings.backup_link_seconds)
     except BadSignature:
         raise NotFound("This link is unknown or has expired.") from None
     with platform.store.session() as db:
-        backup = db.get(Operation, backup_id)
-    if backup is None or backup.status != "done":
-        raise NotFound("This backup is gone.")
-    source = vault.make_store(platform.settings).open(backup.params["parts"]["database"]["name"])
-    name = f"{backup.created_at:%Y%m%d-%H%M%S}-{backup.id[:8]}.dump"
-    return name, vault.unseal(source, vault.key(platform.settings))
+        if (backup := db.get(Operation, backup_id)) is None or backup.status != "done":
+            raise NotFound("This backup is gone.")
+    source = vault.store(platform.settings).open(backup.params["parts"]["database"]["name"])
+    return f"{backup.created_at:%Y%m%d-%H%M%S}.dump", vault.unseal(source, vault.key(platform.settings))

@@ -1,10 +1,11 @@
 """The customer's instances: list, create with live hints, the live instance page, stop/start/delete."""
 from flask import Blueprint, flash, g, get_template_attribute, redirect, render_template, request, url_for
 
+from odoosaas.api.backups import RestoreRequest
 from odoosaas.api.schemas import AdminPassword, DomainRequest, ModuleNames, MoveRequest, TenantRequest, TierChange
 from odoosaas.apps import odoo
 from odoosaas.errors import Conflict
-from odoosaas.tenants import domains, moves, rules, service
+from odoosaas.tenants import backups, domains, moves, rules, service
 from odoosaas.web.pages import fields, platform, submit
 
 bp = Blueprint("instances", __name__, url_prefix="/instances")
@@ -83,7 +84,8 @@ def show_context(tenant_id: str) -> dict:
     with platform().store.session() as db:
         tenant = service.public(service.owned(db, g.user, tenant_id))
     return {"t": tenant, "installed": {}, "odoo_apps": [], "domains": domains.listed(platform(), g.user, tenant_id),
-            "moves": moves.asked(platform(), g.user, tenant_id)}
+            "moves": moves.asked(platform(), g.user, tenant_id),
+            "backups": backups.listed(platform(), g.user, tenant_id)}
 
 
 def act(tenant_id: str, model, action, done: str, data: dict | None = None):
@@ -115,6 +117,24 @@ def remove_domain(tenant_id: str, name: str):
     domains.remove(platform(), g.user, tenant_id, name)
     flash(f"{name} is no longer routed to this instance.")
     return redirect(url_for(".show", tenant_id=tenant_id))
+
+
+@bp.post("/<tenant_id>/backups")
+def back_up(tenant_id: str):
+    backups.take(platform(), g.user, tenant_id)
+    flash("A backup is being taken; it is verified by restoring it into a scratch database.")
+    return redirect(url_for(".show", tenant_id=tenant_id))
+
+
+@bp.post("/<tenant_id>/backups/<backup_id>/restore")
+def restore(tenant_id: str, backup_id: str):
+    return act(tenant_id, RestoreRequest, lambda *args: backups.restore(*args[:3], backup_id, *args[3:]),
+               "The backup is being restored; the current state is backed up first.")
+
+
+@bp.get("/<tenant_id>/backups/<backup_id>/download")
+def download(tenant_id: str, backup_id: str):
+    return redirect(url_for("backups.download", token=backups.link(platform(), g.user, tenant_id, backup_id)[0]))
 
 
 @bp.post("/<tenant_id>/<any(stop, start):action>")
