@@ -26,10 +26,11 @@ def seal(source, target, secret: bytes) -> tuple[int, str]:
     return target.tell(), digest.hexdigest()
 
 
-def unseal(source, secret: bytes):
-    """The plaintext, chunk by chunk."""
-    aead = AESGCM(secret)
+def unseal(source, secret: bytes, digest=None):
+    """The plaintext, chunk by chunk; `digest` (a hashlib object) sees what was read."""
+    aead, digest = AESGCM(secret), digest or hashlib.sha256()
     while frame := source.read(CHUNK + 28):
+        digest.update(frame)
         yield aead.decrypt(frame[:12], frame[12:], None)
 
 

@@ -66,11 +66,12 @@ def write(app, tenant_id: str, sql: str) -> None:
 
 
 def running_tenant(app, caller, name: str, count: int = 5000) -> str:
+    """A running sample instance with a `ledger` of `count` rows (5,000: a dump of several sealed frames)."""
     tenant_id = caller.create(name).json["tenant"]["id"]
     run(app)
     assert tenant_row(app, tenant_id).status == "running"
     write(app, tenant_id, "CREATE TABLE ledger (id serial PRIMARY KEY, n int, note text, at timestamptz DEFAULT now());"
-                          f"INSERT INTO ledger (n, note) SELECT g, md5(g::text) FROM generate_series(1, {count}) g")
+                          f"INSERT INTO ledger (n, note) SELECT g, repeat(md5(random()::text), 20) FROM generate_series(1, {count}) g")
     return tenant_id
 
 

@@ -18,6 +18,7 @@ from collections import defaultdict
 from datetime import timedelta
 from pathlib import Path
 
+from cryptography.exceptions import InvalidTag
 from sqlalchemy import delete, select, update
 
 from odoosaas import apps, vault
@@ -48,6 +49,12 @@ def awaited(platform, tenant: Tenant, kind: str, mark: str) -> str:
     return backup.status
 
 
+def server(ctx) -> dict:
+    """The tenant's server as its superuser, started first when it is one of ours (a stopped tenant's may be down)."""
+    moves.remember(ctx, server=ctx.tenant.db_server_id)
+    return moves.admin(ctx, "server")
+
+
 def work(ctx) -> Path:
     (folder := ctx.platform.settings.data_dir / "backup-work" / ctx.operation.id).mkdir(parents=True, exist_ok=True)
     return folder
@@ -74,6 +81,7 @@ def tables(conn) -> dict:
 def dump(ctx) -> None:
     """The dump and the row counts come from one snapshot (the app may write meanwhile); then the files, a manifest."""
     db, folder, t = ctx.spec().database, app_files(ctx), ctx.tenant
+    server(ctx)  # up first: a stopped tenant's may not be
     with ops.connect(db, db["dbname"]) as conn, conn.transaction():
         conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
         snapshot = conn.execute("SELECT pg_export_snapshot()").fetchone()[0]
@@ -82,7 +90,8 @@ def dump(ctx) -> None:
         moves.remember(ctx, tables=tables(conn), server_version=conn.info.server_version)
     folder.mkdir(parents=True, exist_ok=True)
     subprocess.run(["tar", "-C", str(folder), "-cf", str(work(ctx) / "files"), "."], check=True)
-    put(ctx, "database"), put(ctx, "files")
+    for part in ("database", "files"):
+        put(ctx, part)
     (work(ctx) / "manifest").write_text(json.dumps({"tenant": t.id, "subdomain": t.subdomain, "app": t.app, **{
         key: ctx.params[key] for key in ("parts", "tables", "server_version")}, "created_at": now().isoformat()}))
     put(ctx, "manifest")
@@ -90,26 +99,23 @@ def dump(ctx) -> None:
 
 
 def fetch(ctx, backup: Operation) -> dict[str, Path]:
-    """The backup's parts downloaded and checked against their sha256 (a changed object is never used), unsealed."""
-    found = {}
+    """The backup's parts, unsealed as they are downloaded and checked against their sha256 before any use."""
+    found, settings = {}, ctx.platform.settings
     for part, meta in backup.params["parts"].items():
-        found[part], sealed = work(ctx) / part, work(ctx) / f"{part}.sealed"
+        found[part], digest = work(ctx) / part, hashlib.sha256()
         try:
-            with vault.store(ctx.platform.settings).open(meta["name"]) as source, open(sealed, "wb") as target:
-                shutil.copyfileobj(source, target, vault.CHUNK)
-        except FileNotFoundError:
-            raise PermanentError(f"The backup's {part} is missing from the store.") from None
-        with open(sealed, "rb") as data, open(found[part], "wb") as plain:
-            if hashlib.file_digest(data, "sha256").hexdigest() != meta["sha256"]:
-                raise PermanentError(f"The backup's {part} does not match its checksum: it was changed or damaged.")
-            data.seek(0)
-            plain.writelines(vault.unseal(data, vault.key(ctx.platform.settings)))
+            with vault.store(settings).open(meta["name"]) as source, open(found[part], "wb") as plain:
+                plain.writelines(vault.unseal(source, vault.key(settings), digest))
+        except (FileNotFoundError, InvalidTag):
+            digest = None
+        if digest is None or digest.hexdigest() != meta["sha256"]:
+            raise PermanentError(f"The backup's {part} is missing or does not match its checksum: it was damaged.")
     return found
 
 
 def load(ctx, parts: dict, dbname: str, folder: Path | None) -> dict:
     """The backup's database restored into `dbname` (made again for the tenant's role), its files into `folder`."""
-    with ops.connect(moves.admin(ctx, "server")) as conn:
+    with ops.connect(server(ctx)) as conn:
         ops.drop_database(conn, dbname)
         ops.ensure_database(conn, dbname, ops.names(ctx.tenant.subdomain))
     db = {**ctx.spec().database, "dbname": dbname}
@@ -124,7 +130,6 @@ def load(ctx, parts: dict, dbname: str, folder: Path | None) -> dict:
 
 def verify(ctx) -> None:
     scratch, spec = "v_" + ctx.operation.id.replace("-", "")[:20], ctx.spec()
-    moves.remember(ctx, server=ctx.tenant.db_server_id)
     try:
         spec.database = load(ctx, fetch(ctx, ctx.operation), scratch, work(ctx) / "unpacked")
         with ops.connect(spec.database, scratch) as conn:
@@ -133,7 +138,7 @@ def verify(ctx) -> None:
             raise PermanentError(f"The restored copy differs from the manifest in {', '.join(wrong[:5])}.")
         getattr(apps.template(ctx.tenant.app), "check", lambda spec, folder: None)(spec, work(ctx))
     finally:
-        with ops.connect(moves.admin(ctx, "server")) as conn:
+        with ops.connect(server(ctx)) as conn:
             ops.drop_database(conn, scratch)
         shutil.rmtree(work(ctx), ignore_errors=True)
 
@@ -165,7 +170,6 @@ def checked(ctx) -> dict[str, Path]:
 
 def replace(ctx) -> None:
     parts = checked(ctx)
-    moves.remember(ctx, server=ctx.tenant.db_server_id)
     ctx.save(status="maintenance", status_detail="Restoring a backup.")
     ctx.platform.driver.stop(ctx.tenant)
     ctx.platform.driver.route(ctx.tenant, ctx.spec(), maintenance=True)
