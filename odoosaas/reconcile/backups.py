@@ -85,9 +85,11 @@ def dump(ctx) -> None:
     with ops.connect(db, db["dbname"]) as conn, conn.transaction():
         conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
         snapshot = conn.execute("SELECT pg_export_snapshot()").fetchone()[0]
-        replication.client("pg_dump", db, db["dbname"], "-Fc", f"--snapshot={snapshot}", "-f",
-                           str(work(ctx) / "database"), capture_output=True)
-        moves.remember(ctx, tables=tables(conn), server_version=conn.info.server_version)
+        process = replication.client("pg_dump", db, db["dbname"], "-Fc", "-Z1", f"--snapshot={snapshot}", "-f",
+                                     str(work(ctx) / "database"), run=subprocess.Popen, stderr=subprocess.PIPE)
+        moves.remember(ctx, tables=tables(conn), server_version=conn.info.server_version)  # counted as it dumps
+        if process.wait():
+            raise PermanentError(f"pg_dump failed: {process.stderr.read().strip()[-300:]}")
     folder.mkdir(parents=True, exist_ok=True)
     subprocess.run(["tar", "-C", str(folder), "-cf", str(work(ctx) / "files"), "."], check=True)
     for part in ("database", "files"):
