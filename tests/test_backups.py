@@ -417,9 +417,9 @@ def test_an_odoo_backup_restores_into_a_neutralised_copy(workdir):
         active_crons = conn.execute("SELECT count(*) FROM ir_cron WHERE active").fetchone()[0]
     with psycopg.connect(**spec_db) as conn:
         original = dict(conn.execute("SELECT key, value FROM ir_config_parameter").fetchall())
-    assert params["database.is_neutralized"] == "True" and active_crons <= 1  # Odoo keeps its autovacuum
+    assert params["database.is_neutralized"] == "true" and active_crons <= 1  # Odoo keeps its autovacuum
     assert params["database.secret"] != original["database.secret"]
-    assert params["odoosaas.tenant"] == copy["id"] and params["web.base.url"] == copy["url"]
+    assert params["odoosaas.tenant"] == copy["id"] and params["web.base.url"] == "http://bookish-staging.localhost"
     copied = app.extensions["odoosaas"].driver.workdir(tenant_row(app, copy["id"])) / "filestore" / "filestore"
     assert (copied / "t_bookish_staging" / "ab" / "abcdef").read_bytes() == b"an attachment"
     body = {"jsonrpc": "2.0", "params": {"db": "t_bookish_staging", "login": "boss@example.com",
