@@ -1,7 +1,7 @@
 """An instance's backups (FE-4): list, take, restore, and a download link that expires."""
 from typing import Literal
 
-from flask import Response, url_for
+from flask import Response
 from flask_openapi3 import APIBlueprint, Tag
 from pydantic import BaseModel, Field
 
@@ -12,7 +12,7 @@ from odoosaas.tenants import backups
 
 bp = APIBlueprint("backups", __name__, url_prefix="/api/v1", abp_tags=[Tag(name="backups")])
 MINE = {**SIGNED_IN, **fails(404)}
-BackupAnswer, LinkAnswer = answer("BackupAnswer", backup=dict), answer("LinkAnswer", url=str, expires_at=str)
+BackupAnswer = answer("BackupAnswer", backup=dict)
 
 
 class RestoreRequest(Body):
@@ -48,16 +48,9 @@ def restore(path: BackupPath, body: RestoreRequest):
     return {"operation": operations.public(operation)}, 202
 
 
-@bp.get("/tenants/<tenant_id>/backups/<backup_id>/download", security=BEARER,
-        responses={200: LinkAnswer, **MINE, **fails(409)})
-def link(path: BackupPath):
-    """A link to the database dump (pg_restore's custom format) that needs no token and expires."""
-    token, expires_at = backups.link(platform(), current_user(), path.tenant_id, path.backup_id)
-    return {"url": url_for("backups.download", token=token, _external=True), "expires_at": expires_at}
-
-
 @bp.get("/backup-downloads/<token>", responses={200: None, **fails(404)})
 def download(path: TokenPath):
+    """A verified backup's database dump, in pg_restore's custom format (the link is in the backup's `download_url`)."""
     name, chunks = backups.download(platform(), path.token)
     return Response(chunks, mimetype="application/octet-stream",
                     headers={"Content-Disposition": f'attachment; filename="{name}"'})

@@ -101,7 +101,8 @@ def dump(ctx) -> None:
 
 
 def fetch(ctx, backup: Operation) -> dict[str, Path]:
-    """The backup's parts, unsealed as they are downloaded and checked against their sha256 before any use."""
+    """The backup's parts, unsealed as they are downloaded and checked against their sha256 before any use; a damaged
+    backup is marked failed."""
     found, settings = {}, ctx.platform.settings
     for part, meta in backup.params["parts"].items():
         found[part], digest = work(ctx) / part, hashlib.sha256()
@@ -110,8 +111,11 @@ def fetch(ctx, backup: Operation) -> dict[str, Path]:
                 plain.writelines(vault.unseal(source, vault.key(settings), digest))
         except (FileNotFoundError, InvalidTag):
             digest = None
-        if digest is None or digest.hexdigest() != meta["sha256"]:
-            raise PermanentError(f"The backup's {part} is missing or does not match its checksum: it was damaged.")
+        if digest is None or digest.hexdigest() != meta["sha256"]:  # never offered again
+            problem = f"The backup's {part} is missing or does not match its checksum: it was damaged."
+            with ctx.platform.store.session() as db:
+                db.execute(update(Operation).where(Operation.id == backup.id).values(status="failed", error=problem))
+            raise PermanentError(problem)
     return found
 
 
@@ -156,22 +160,12 @@ def prepare(ctx) -> None:
         raise TemporaryError("waiting for the new instance to run", delay=1)
 
 
-def checked(ctx) -> dict[str, Path]:
-    """The parts of the backup to restore; one found damaged is marked failed, never offered again."""
+def replace(ctx) -> None:
     with ctx.platform.store.session() as db:
         backup = db.get(Operation, ctx.params["backup_id"])
     if backup is None or backup.status != "done":
         raise PermanentError("Only a verified backup can be restored; this one is gone or failed.")
-    try:
-        return fetch(ctx, backup)
-    except PermanentError as exc:
-        with ctx.platform.store.session() as db:
-            db.execute(update(Operation).where(Operation.id == backup.id).values(status="failed", error=str(exc)))
-        raise
-
-
-def replace(ctx) -> None:
-    parts = checked(ctx)
+    parts = fetch(ctx, backup)  # checked before anything is touched
     ctx.save(status="maintenance", status_detail="Restoring a backup.")
     ctx.platform.driver.stop(ctx.tenant)
     ctx.platform.driver.route(ctx.tenant, ctx.spec(), maintenance=True)

@@ -2,7 +2,7 @@
 from flask import Blueprint, flash, g, get_template_attribute, redirect, render_template, request, url_for
 
 from odoosaas.api.backups import RestoreRequest
-from odoosaas.api.schemas import AdminPassword, DomainRequest, ModuleNames, MoveRequest, TenantRequest, TierChange
+from odoosaas.api.schemas import AdminPassword, Body, DomainRequest, ModuleNames, MoveRequest, TenantRequest, TierChange
 from odoosaas.apps import odoo
 from odoosaas.errors import Conflict
 from odoosaas.tenants import backups, domains, moves, rules, service
@@ -121,20 +121,13 @@ def remove_domain(tenant_id: str, name: str):
 
 @bp.post("/<tenant_id>/backups")
 def back_up(tenant_id: str):
-    backups.take(platform(), g.user, tenant_id)
-    flash("A backup is being taken; it is verified by restoring it into a scratch database.")
-    return redirect(url_for(".show", tenant_id=tenant_id))
+    return act(tenant_id, Body, backups.take, "A backup is being taken; it is verified by restoring it.")
 
 
 @bp.post("/<tenant_id>/backups/<backup_id>/restore")
 def restore(tenant_id: str, backup_id: str):
     return act(tenant_id, RestoreRequest, lambda *args: backups.restore(*args[:3], backup_id, *args[3:]),
                "The backup is being restored; the current state is backed up first.")
-
-
-@bp.get("/<tenant_id>/backups/<backup_id>/download")
-def download(tenant_id: str, backup_id: str):
-    return redirect(url_for("backups.download", token=backups.link(platform(), g.user, tenant_id, backup_id)[0]))
 
 
 @bp.post("/<tenant_id>/<any(stop, start):action>")
