@@ -1,6 +1,5 @@
 """Backups proven restorable (issue 14): real PostgreSQL clusters, the sample app (and real Odoo once), the local
 folder store and a real MinIO; a real worker process killed mid-backup and mid-restore."""
-import json
 import os
 import re
 import signal
@@ -15,7 +14,7 @@ import psycopg
 import pytest
 
 from odoosaas.apps import odoo
-from odoosaas.pg.clusters import free_port, pg_bin
+from odoosaas.pg.clusters import pg_bin
 from odoosaas.reconcile import backups
 from odoosaas.reconcile.worker import Worker
 from odoosaas.store.models import Operation, Tenant

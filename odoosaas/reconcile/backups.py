@@ -24,7 +24,7 @@ from sqlalchemy import delete, select, update
 from odoosaas import apps, vault
 from odoosaas.errors import PermanentError, TemporaryError
 from odoosaas.pg import ops, replication
-from odoosaas.reconcile import moves, operations, steps
+from odoosaas.reconcile import moves, operations
 from odoosaas.store.models import Operation, Tenant, now
 
 PENDING = ("pending", "running")
