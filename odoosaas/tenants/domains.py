@@ -52,11 +52,9 @@ def claim(platform, user, tenant_id: str, name: str) -> dict:
     try:
         with platform.store.session() as db:
             tenant = service.owned(db, user, tenant_id)
-            if db.get(Domain, name):
-                raise Conflict("This domain is already claimed.", "domain_taken")
             domain = Domain(name=name, tenant_id=tenant.id, token=secrets.token_urlsafe(24))
             db.add(domain)
-    except IntegrityError:  # claimed meanwhile by someone else
+    except IntegrityError:  # the name is the key: claimed already, maybe just now by someone else
         raise Conflict("This domain is already claimed.", "domain_taken") from None
     platform.wake()
     return public(domain, tenant, platform.settings)
@@ -81,8 +79,8 @@ def remove(platform, user, tenant_id: str, name: str) -> None:
 
 
 def public(domain: Domain, tenant: Tenant, settings) -> dict:
-    expires = domain.certificate_expires_at
-    return {"name": domain.name, "status": domain.status, "checked_at": domain.checked_at and domain.checked_at.isoformat(),
+    checked, expires = domain.checked_at, domain.certificate_expires_at
+    return {"name": domain.name, "status": domain.status, "checked_at": checked and checked.isoformat(),
             "records": [{"type": "TXT", "name": f"{CHALLENGE}.{domain.name}", "value": domain.token},
                         {"type": "CNAME", "name": domain.name, "value": f"{tenant.subdomain}.{settings.base_domain}"}],
             "certificate": {"status": "issued" if expires else "none", "expires_at": expires and expires.isoformat()}}
@@ -121,7 +119,7 @@ def certificates(path) -> dict:
     except (OSError, ValueError):
         return {}
     return {item["domain"]["main"]: x509.load_pem_x509_certificate(base64.b64decode(item["certificate"]))
-            .not_valid_after_utc for resolver_data in stored.values() for item in resolver_data.get("Certificates") or []}
+            .not_valid_after_utc for section in stored.values() for item in section.get("Certificates") or []}
 
 
 def sweep(platform) -> None:

@@ -152,9 +152,7 @@ def change_tier(platform, user: User, tenant_id: str, tier: str) -> Tenant:
 def rerun(db, tenant: Tenant, why: str) -> None:
     """Run a running tenant's plan again (a stopped one gets it at its next start)."""
     if tenant.desired == "running" and tenant.status != "failed":
-        tenant.generation += 1
-        tenant.progress, tenant.status_detail = pending_steps("running"), why
-        tenant.attempts, tenant.next_attempt_at = 0, now()
+        aim(tenant, "running", tenant.status, why)
 
 
 def install_modules(platform, user: User, tenant_id: str, names: list[str]) -> Operation:
