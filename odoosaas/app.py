@@ -23,9 +23,8 @@ def create_app(overrides: dict | None = None, platform=None):
                   security_schemes={"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}})
     app.config.update(SECRET_KEY=settings.secret_key, MAX_CONTENT_LENGTH=settings.max_body_bytes)
     app.extensions["odoosaas"] = platform
-    limits.init_app(app)
-    api.init_app(app)
-    web.init_app(app)
+    for extension in (limits, api, web):
+        extension.init_app(app)
     app.after_request(no_framing)
     app.register_error_handler(Exception, render_error)
     app.add_url_rule("/maintenance", "maintenance", maintenance)

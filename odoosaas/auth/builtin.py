@@ -180,9 +180,7 @@ class BuiltinProvider:
 
     def ensure_operator(self, email: str, password: str) -> User:
         with self.store.session() as db:
-            user = db.scalar(select(User).where(User.email == email.lower()))
-            if user is None:
-                user = User(email=email.lower())
-                db.add(user)
+            user = db.scalar(select(User).where(User.email == email.lower())) or User(email=email.lower())
+            db.add(user)  # a no-op for a row the session holds already
             user.is_admin, user.password_hash = True, self.hasher.hash(password)
         return user
