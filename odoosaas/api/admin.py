@@ -5,8 +5,9 @@ from typing import Literal
 from flask_openapi3 import APIBlueprint, Tag
 from pydantic import BaseModel, Field
 
-from odoosaas.api import BEARER, BODY, SIGNED_IN, current_admin, fails, platform
+from odoosaas.api import BEARER, BODY, SIGNED_IN, current_user, fails, platform
 from odoosaas.api.schemas import AdminFilter, Body, Items, OperationAnswer, Overview, RequestAnswer, TenantAnswer, TenantPath
+from odoosaas.errors import Forbidden
 from odoosaas.reconcile import operations
 from odoosaas.tenants import fleet, moves, service
 
@@ -29,7 +30,8 @@ class MoveFilter(BaseModel):
 
 @bp.before_request
 def operators_only():  # before the query is checked: a customer learns nothing more than 403
-    current_admin()
+    if not current_user().is_admin:
+        raise Forbidden("Operators only.")
 
 
 @bp.get("/tenants", security=BEARER, responses={200: Items})
@@ -59,7 +61,7 @@ def db_servers():
 @bp.post("/tenants/<tenant_id>/migrate", security=BEARER,
          responses={202: OperationAnswer, **BODY, **fails(404, 409)})
 def migrate(path: TenantPath, body: MoveTarget):
-    operation = moves.start(platform(), current_admin(), path.tenant_id, body.target_strategy)
+    operation = moves.start(platform(), current_user(), path.tenant_id, body.target_strategy)
     return {"operation": operations.public(operation)}, 202
 
 
