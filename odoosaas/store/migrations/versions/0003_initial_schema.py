@@ -13,8 +13,6 @@ from odoosaas.store.models import UTCDateTime
 
 revision = "0003"
 down_revision = None
-branch_labels = None
-depends_on = None
 LIVE = sa.text("status != 'deleted'")
 
 
@@ -43,7 +41,8 @@ def scheduled():
     return number("attempts"), stamp("next_attempt_at"), stamp("lease_until", True), text("lease_owner", 100, True)
 
 
-def accounts():
+def upgrade():
+    # accounts and database servers
     op.create_table("users", text("id", 36), text("email", 320), text("password_hash", 200, True),
                     text("full_name", 200), text("company", 200), number("is_admin", sa.Boolean), stamp("created_at"),
                     sa.PrimaryKeyConstraint("id"), sa.UniqueConstraint("email"))
@@ -55,9 +54,7 @@ def accounts():
     op.create_table("db_servers", text("id", 36), text("name", 63), text("kind", 16), text("host", 255),
                     number("port"), text("status", 16), number("capacity"), number("managed", sa.Boolean),
                     text("secret"), stamp("created_at"), sa.PrimaryKeyConstraint("id"), sa.UniqueConstraint("name"))
-
-
-def tenants():
+    # tenants and what they record
     op.create_table(
         "tenants", text("id", 36), fk("owner_id", "users.id"), text("subdomain", 30), text("app", 30),
         text("tier", 20), json("resources"), json("compliance"), number("high_performance", sa.Boolean),
@@ -72,9 +69,7 @@ def tenants():
     op.create_table("events", sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
                     fk("tenant_id", "tenants.id", ondelete="CASCADE"), stamp("at"), text("kind", 32), text("message"),
                     sa.PrimaryKeyConstraint("id"))
-
-
-def operations_and_domains():
+    # long operations and custom domains
     op.create_table(
         "operations", text("id", 36), text("kind", 32), fk("tenant_id", "tenants.id", True, ondelete="CASCADE"),
         json("params"), text("secret"), text("status", 16), json("progress"), text("error"),
@@ -84,12 +79,6 @@ def operations_and_domains():
     op.create_table("domains", text("name", 253), fk("tenant_id", "tenants.id", ondelete="CASCADE"), text("token", 64),
                     text("status", 16), stamp("certificate_expires_at", True), stamp("checked_at", True),
                     stamp("created_at"), sa.PrimaryKeyConstraint("name"))
-
-
-def upgrade():
-    accounts()
-    tenants()
-    operations_and_domains()
 
 
 def downgrade():
