@@ -40,10 +40,7 @@ def planned(values) -> tuple[str, str]:
     """The database strategy the plan chosen so far gets (a hint; the form is checked on submit)."""
     tier = values.get("tier") if values.get("tier") in rules.TIER_NAMES else "basic"
     compliance = [name for name in values.getlist("compliance") if name in rules.COMPLIANCE]
-    try:
-        volume = float(values.get("expected_data_gb") or 0)
-    except ValueError:
-        volume = 0.0
+    volume = values.get("expected_data_gb", 0.0, type=float)  # not a number: 0
     return rules.choose_strategy(tier, compliance, "high_performance" in values, volume)
 
 
@@ -68,11 +65,6 @@ def show(tenant_id: str, errors: dict | None = None, status: int = 200):
     return render_template("instance.html", errors=errors or {}, **context), status
 
 
-@bp.post("/<tenant_id>/admin-password")
-def admin_password(tenant_id: str):
-    return act(tenant_id, AdminPassword, service.set_admin_password, "The new admin password is being set.")
-
-
 @bp.post("/<tenant_id>/modules")
 def install(tenant_id: str):
     names = request.form.getlist("names")
@@ -95,19 +87,16 @@ def act(tenant_id: str, model, action, done: str, data: dict | None = None):
     return submit(model, fields() if data is None else data, run, "instance.html", **show_context(tenant_id))
 
 
-@bp.post("/<tenant_id>/tier")
-def change_tier(tenant_id: str):
-    return act(tenant_id, TierChange, service.change_tier, "The new tier is being applied.")
+# The instance page's forms (but apps): the API's model of the form, what it does, what the page then says.
+FORMS = {"admin-password": (AdminPassword, service.set_admin_password, "The new admin password is being set."),
+         "tier": (TierChange, service.change_tier, "The new tier is being applied."),
+         "move": (MoveRequest, moves.ask, "Your request is waiting for an operator."),
+         "domains": (DomainRequest, domains.claim, "Create the records shown; it is served once they are seen.")}
 
 
-@bp.post("/<tenant_id>/move")
-def ask_move(tenant_id: str):
-    return act(tenant_id, MoveRequest, moves.ask, "Your request is waiting for an operator.")
-
-
-@bp.post("/<tenant_id>/domains")
-def claim_domain(tenant_id: str):
-    return act(tenant_id, DomainRequest, domains.claim, "Create the records shown; it is served once they are seen.")
+@bp.post("/<tenant_id>/<any('admin-password', tier, move, domains):form_name>")
+def form(tenant_id: str, form_name: str):
+    return act(tenant_id, *FORMS[form_name])
 
 
 @bp.post("/<tenant_id>/domains/<name>/delete")
