@@ -50,13 +50,11 @@ def valid_name(name: str, settings) -> str:
 def claim(platform, user, tenant_id: str, name: str) -> dict:
     name = valid_name(name, platform.settings)
     try:
-        with platform.store.session() as db:
-            tenant = service.owned(db, user, tenant_id)
+        with service.changing(platform, user, tenant_id) as (db, tenant):
             domain = Domain(name=name, tenant_id=tenant.id, token=secrets.token_urlsafe(24))
             db.add(domain)
     except IntegrityError:  # the name is the key: claimed already, maybe just now by someone else
         raise Conflict("This domain is already claimed.", "domain_taken") from None
-    platform.wake()
     return public(domain, tenant, platform.settings)
 
 
@@ -68,14 +66,12 @@ def listed(platform, user, tenant_id: str) -> list[dict]:
 
 
 def remove(platform, user, tenant_id: str, name: str) -> None:
-    with platform.store.session() as db:
-        tenant = service.owned(db, user, tenant_id)
+    with service.changing(platform, user, tenant_id) as (db, tenant):
         domain = db.get(Domain, name.lower().removesuffix("."))
         if domain is None or domain.tenant_id != tenant.id:
             raise NotFound("No such domain on this instance.")
         db.delete(domain)
         service.rerun(db, tenant, f"removing {domain.name}")
-    platform.wake()
 
 
 def public(domain: Domain, tenant: Tenant, settings) -> dict:

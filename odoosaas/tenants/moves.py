@@ -44,8 +44,7 @@ def start(platform, user, tenant_id: str, target: str, reason: str = "", db=None
 
 def ask(platform, user, tenant_id: str, target: str, reason: str) -> Operation:
     """A customer's request (TM-7): it waits for an operator."""
-    with platform.store.session() as db:
-        service.owned(db, user, tenant_id)
+    with service.changing(platform, user, tenant_id) as (db, _):
         return start(platform, user, tenant_id, target, reason, db, "requested")
 
 
