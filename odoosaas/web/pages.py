@@ -51,9 +51,7 @@ def guard():
     if request.endpoint == "web.static":
         return None
     g.user = signed_in_user()
-    expected = session.get("csrf")
-    if request.method == "POST" and not (expected and secrets.compare_digest(
-            expected, request.form.get("csrf_token", ""))):
+    if request.method == "POST" and not secrets.compare_digest(csrf_token(), request.form.get("csrf_token", "")):
         raise Forbidden("This form has expired or came from another site; reload the page and try again.")
     if g.user is None and request.endpoint not in PUBLIC:
         target = url_for("web.account.login", next=request.full_path)
