@@ -39,6 +39,9 @@ class FreeTier:
     def overview(self, platform, user) -> dict:
         return {"account": None, "subscriptions": [], "invoices": [], "payment_method": None}
 
+    def revenue(self, platform) -> float | None:
+        return 0
+
     def add_payment_method(self, platform, user) -> dict:
         raise Conflict("The free tier takes no payments.", "not_billed")
 

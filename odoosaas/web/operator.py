@@ -35,7 +35,7 @@ def overview():
               "Shared database servers: tenants against capacity": ("servers", [
                   (s["name"], s["tenants"], s["capacity"], f"{s['tenants']} of {s['capacity']}")
                   for s in data["db_servers"] if s["kind"] == "shared"])}
-    return render_template("admin_overview.html", charts=charts)
+    return render_template("admin_overview.html", charts=charts, mrr=platform().billing.revenue(platform()))
 
 
 @bp.get("/tenants")
