@@ -75,8 +75,7 @@ class SupabaseProvider:
     def _claims(self, access_token: str) -> dict:
         try:
             if jwt.get_unverified_header(access_token).get("alg") == "HS256":
-                if not self.settings.supabase_jwt_secret:  # an empty HMAC key would let anyone sign
-                    raise jwt.InvalidKeyError("no JWT secret configured")
+                # no secret configured: PyJWT (2.13 and later) refuses the empty HMAC key, which would let anyone sign
                 key, algorithms = self.settings.supabase_jwt_secret, ["HS256"]
             else:
                 key, algorithms = self.jwks.get_signing_key_from_jwt(access_token).key, ["RS256", "ES256"]

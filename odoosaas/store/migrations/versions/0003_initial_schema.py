@@ -13,7 +13,6 @@ from odoosaas.store.models import UTCDateTime
 
 revision = "0003"
 down_revision = None
-LIVE = sa.text("status != 'deleted'")
 
 
 def text(name, length=None, nullable=False):
@@ -65,7 +64,7 @@ def upgrade():
         stamp("updated_at"), json("modules"), number("admin_set", sa.Boolean), sa.PrimaryKeyConstraint("id"))
     op.create_index("ix_tenants_status", "tenants", ["status"])
     op.create_index("uq_tenants_live_subdomain", "tenants", ["subdomain"], unique=True,
-                    sqlite_where=LIVE, postgresql_where=LIVE)
+                    sqlite_where=sa.text("status != 'deleted'"), postgresql_where=sa.text("status != 'deleted'"))
     op.create_table("events", sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
                     fk("tenant_id", "tenants.id", ondelete="CASCADE"), stamp("at"), text("kind", 32), text("message"),
                     sa.PrimaryKeyConstraint("id"))
