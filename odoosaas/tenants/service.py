@@ -4,7 +4,7 @@ import dataclasses
 import secrets
 
 import psycopg
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from odoosaas import apps
@@ -197,9 +197,8 @@ def admin_list(db, status="", db_strategy="", tier="", q="") -> list[Tenant]:
     for column, value in ((Tenant.status, status), (Tenant.db_strategy, db_strategy), (Tenant.tier, tier)):
         if value:
             query = query.where(column == value)
-    if q:
-        pattern = f"%{q.lower()}%"
-        query = query.where(or_(Tenant.subdomain.like(pattern), func.lower(User.email).like(pattern)))
+    if q:  # any case; % and _ match themselves
+        query = query.where(or_(*(column.icontains(q, autoescape=True) for column in (Tenant.subdomain, User.email))))
     return list(db.scalars(query).unique())
 
 
