@@ -18,18 +18,16 @@ def landing():
     return redirect(url_for("web.instances.index")) if g.user else render_template("landing.html")
 
 
-def form_page(path: str, model, *limits):
+def form_page(path: str, model, limit=lambda view: view):
     """A page with a form: GET shows it, empty but for what its link brings (`/login?email=`,
     `/reset-password?token=`); POST checks it with the API's `model` and runs the decorated action
-    (under `limits`); both use the template named like the action."""
+    (under the rate `limit`, if any); both use the template named like the action."""
     def register(action):
         name = action.__name__
         template = f"{name}.html"
         bp.add_url_rule(path, f"{name}_form", lambda: render_template(template, errors={}, form=request.args))
         view = functools.wraps(action)(lambda: submit(model, fields(), action, template))  # limits key on the name
-        for limit in limits:
-            view = limit(view)
-        bp.add_url_rule(path, name, view, methods=["POST"])
+        bp.add_url_rule(path, name, limit(view), methods=["POST"])
         return action
     return register
 
