@@ -40,7 +40,8 @@ class Keyed:
 
 
 class Scheduled:
-    """The reconciler's bookkeeping on a row it drives: retry schedule and lease."""
+    """The reconciler's bookkeeping on a row it drives: its steps' progress, retry schedule and lease."""
+    progress: Mapped[list] = mapped_column(JSON, default=list)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(default=now)
     lease_until: Mapped[datetime | None]
@@ -90,11 +91,9 @@ class DbServer(Keyed, Base):
 
 class Tenant(Keyed, Scheduled, Base):
     __tablename__ = "tenants"
-    __table_args__ = (
-        # A subdomain is unique among tenants that are not deleted, also under a race.
-        Index("uq_tenants_live_subdomain", "subdomain", unique=True,
-              sqlite_where=text("status != 'deleted'"), postgresql_where=text("status != 'deleted'")),
-    )
+    # A subdomain is unique among tenants that are not deleted, also under a race.
+    __table_args__ = (Index("uq_tenants_live_subdomain", "subdomain", unique=True,
+                            sqlite_where=text("status != 'deleted'"), postgresql_where=text("status != 'deleted'")),)
     owner_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
     subdomain: Mapped[str] = mapped_column(String(30))
     app: Mapped[str] = mapped_column(String(30))
@@ -117,7 +116,6 @@ class Tenant(Keyed, Scheduled, Base):
     status: Mapped[str] = mapped_column(String(16), default="creating", index=True)
     status_detail: Mapped[str] = mapped_column(Text, default="")
     observed_generation: Mapped[int] = mapped_column(Integer, default=0)
-    progress: Mapped[list] = mapped_column(JSON, default=list)
     updated_at: Mapped[datetime] = mapped_column(default=now, onupdate=now)
     modules: Mapped[list] = mapped_column(JSON, default=list)  # apps asked for at creation
     admin_set: Mapped[bool] = mapped_column(Boolean, default=False)  # the admin step ran for the current password
@@ -144,7 +142,6 @@ class Operation(Keyed, Scheduled, Base):
     params: Mapped[dict] = mapped_column(JSON, default=dict)
     secret: Mapped[str] = mapped_column(Text, default="")  # encrypted JSON, for parameters that are secrets
     status: Mapped[str] = mapped_column(String(16), default="pending", index=True)  # pending running done failed
-    progress: Mapped[list] = mapped_column(JSON, default=list)
     error: Mapped[str] = mapped_column(Text, default="")
     requested_by: Mapped[str | None] = mapped_column(String(36))
     finished_at: Mapped[datetime | None]
