@@ -74,13 +74,12 @@ class SupabaseProvider:
 
     def _claims(self, access_token: str) -> dict:
         try:
-            if jwt.get_unverified_header(access_token).get("alg") == "HS256":
-                # no secret configured: PyJWT (2.13 and later) refuses the empty HMAC key, which would let anyone sign
-                key, algorithms = self.settings.supabase_jwt_secret, ["HS256"]
-            else:
-                key, algorithms = self.jwks.get_signing_key_from_jwt(access_token).key, ["RS256", "ES256"]
-            claims = jwt.decode(access_token, key, algorithms=algorithms, audience=AUDIENCE, issuer=self.issuer,
-                                options={"require": ["exp", "sub", "aud", "iss"]})
+            hs256 = jwt.get_unverified_header(access_token).get("alg") == "HS256"
+            # HS256 without a secret configured: PyJWT (2.13 on) refuses the empty key, which would let anyone sign;
+            # passing the audience and issuer makes their claims required too
+            key = self.settings.supabase_jwt_secret if hs256 else self.jwks.get_signing_key_from_jwt(access_token).key
+            claims = jwt.decode(access_token, key, algorithms=["HS256"] if hs256 else ["RS256", "ES256"],
+                                audience=AUDIENCE, issuer=self.issuer, options={"require": ["exp", "sub"]})
         except jwt.ExpiredSignatureError:
             raise Unauthenticated("The access token has expired.") from None
         except jwt.PyJWTError:
