@@ -74,8 +74,8 @@ def decide(platform, operation_id: str, action: str) -> Operation:
     return operation
 
 
-def public(operation: Operation) -> dict:
+def public(move: Operation) -> dict:
     """The API's `request`: a move's intent and state, with its operation (steps, timings, error)."""
-    status = "rolled_back" if operation.params.get("rolled_back") else STATUS[operation.status]
-    return {"id": operation.id, "tenant_id": operation.tenant_id, "target_strategy": operation.params["target_strategy"],
-            "reason": operation.params.get("reason", ""), "status": status, "operation": operations.public(operation)}
+    status = "rolled_back" if move.params.get("rolled_back") else STATUS[move.status]
+    return {"id": move.id, "tenant_id": move.tenant_id, "target_strategy": move.params["target_strategy"],
+            "reason": move.params.get("reason", ""), "status": status, "operation": operations.public(move)}
