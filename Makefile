@@ -55,7 +55,7 @@ test: WITH_BROWSER = 1
 test: odoo-start $(STAMP) system traefik k8s supabase minio killbill domains odoo
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
-bench: odoo-start $(STAMP) system traefik k8s odoo
+bench: odoo-start $(STAMP) system traefik k8s killbill odoo
 	$(VENV)/bin/python bench/provision.py
 	$(VENV)/bin/python bench/provision.py odoo
 	$(VENV)/bin/python bench/odoo_users.py
@@ -64,3 +64,4 @@ bench: odoo-start $(STAMP) system traefik k8s odoo
 	$(VENV)/bin/python bench/scale.py
 	$(VENV)/bin/python bench/login_memory.py
 	$(VENV)/bin/python bench/migrate.py
+	$(VENV)/bin/python bench/billing.py
