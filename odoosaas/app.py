@@ -16,12 +16,11 @@ JSON_PATHS = ("/api/", "/healthz", "/readyz", "/metrics")  # everything else is 
 def create_app(overrides: dict | None = None, platform=None):
     """The Flask app; `overrides` are settings fields (tests), else the environment decides."""
     platform = platform or platform_module.build(Settings(**(overrides or {})))
-    settings = platform.settings
     app = OpenAPI(__name__, info=Info(title="Odoo SaaS platform", version="1"), doc_prefix="/api",
                   doc_url="/openapi.json", validation_error_status=400,
                   validation_error_callback=api.validation_failed, validation_error_model=api.Error,
                   security_schemes={"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}})
-    app.config.update(SECRET_KEY=settings.secret_key, MAX_CONTENT_LENGTH=settings.max_body_bytes)
+    app.config.update(SECRET_KEY=platform.settings.secret_key, MAX_CONTENT_LENGTH=platform.settings.max_body_bytes)
     app.extensions["odoosaas"] = platform
     for extension in (limits, api, web):
         extension.init_app(app)

@@ -104,7 +104,7 @@ class Settings(BaseSettings):
             raise ValueError("ODOOSAAS_AUTH=supabase needs ODOOSAAS_SUPABASE_URL")
         return self
 
-    def resolved(self) -> "Settings":
+    def resolve(self) -> None:
         """Fill the derived defaults (store URL, generated key) from the data dir."""
         self.data_dir = self.data_dir.resolve()
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -112,7 +112,6 @@ class Settings(BaseSettings):
         self.database_url = self.database_url or f"sqlite:///{self.data_dir / 'odoosaas.db'}"
         self.secret_key = self.secret_key or _kept_secret(self.data_dir / "secret_key")
         self.portal_url = self.portal_url or f"http://127.0.0.1:{self.port}"
-        return self
 
 
 def _kept_secret(path: Path) -> str:
