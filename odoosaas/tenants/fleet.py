@@ -9,8 +9,7 @@ from odoosaas.tenants import rules, service
 
 
 def counts(db, column) -> dict[str, int]:
-    rows = db.execute(select(column, func.count()).where(Tenant.status != "deleted").group_by(column))
-    return {key: number for key, number in rows}
+    return dict(db.execute(select(column, func.count()).where(Tenant.status != "deleted").group_by(column)).all())
 
 
 def db_servers(db) -> list[dict]:
