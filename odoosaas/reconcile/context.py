@@ -22,23 +22,17 @@ def advance(steps: list[dict], name: str, state: str, detail: str = "") -> list[
     return None
 
 
-def step_age(steps: list[dict], name: str) -> float:
-    """Seconds since the step first started (it survives worker restarts)."""
-    started = next((s["started_at"] for s in steps or [] if s["name"] == name), None)
-    return (now() - datetime.fromisoformat(started)).total_seconds() if started else 0.0
-
-
 class Context:
     """A tenant's lifecycle pass: the plan of its desired state."""
     row = "tenant"
     record = property(lambda self: self.tenant)  # the row whose progress and retries this pass keeps
 
-    def __init__(self, platform, tenant: Tenant, skip: frozenset = frozenset()):
+    def __init__(self, platform, tenant: Tenant, skip: set | None = None):
         self.platform, self.tenant = platform, tenant
         self.generation = tenant.generation
         self.secrets = platform.box.open(tenant.secrets)
         self.resources = rules.Resources(**tenant.resources)
-        self.skip = skip  # steps this worker already did for this generation
+        self.skip = set() if skip is None else skip  # steps this worker already did for this generation
 
     @property
     def kind(self) -> str:
@@ -82,9 +76,13 @@ class Context:
         steps = advance(self.tenant.progress, name, state, detail)
         if steps is not None:
             self.save(progress=steps)
+        if state == "done":
+            self.skip.add(name)
 
     def step_age(self, name: str) -> float:
-        return step_age(self.record.progress, name)
+        """Seconds since the step first started (it survives worker restarts)."""
+        started = next((s["started_at"] for s in self.record.progress or [] if s["name"] == name), None)
+        return (now() - datetime.fromisoformat(started)).total_seconds() if started else 0.0
 
     def mark_server(self, server: DbServer, status: str) -> None:
         if server.status != status:
@@ -104,10 +102,6 @@ class Context:
                        attempts=0, lease_until=None):
             with self.platform.store.session() as db:
                 service.record(db, self.tenant, status, event or f"instance {status}")
-
-    @property
-    def attempts(self) -> int:
-        return self.record.attempts
 
     def retry(self, message: str, delay: float) -> None:
         self.save(status_detail=message, attempts=self.tenant.attempts + 1,

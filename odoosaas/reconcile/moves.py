@@ -26,8 +26,8 @@ def admin(ctx, which: str) -> dict:
     """The source's or target's superuser address; a server of ours is started (or made) first."""
     server = ctx.server(ctx.params[which])
     if server.managed:  # Kubernetes needs the tenant's spec: a dedicated server lives in its namespace
-        ctx.platform.driver.ensure_db_server(server, steps.server_admin(ctx.platform, server), ctx.spec())
-    return {**steps.server_admin(ctx.platform, server), "host": server.host, "port": server.port}
+        ctx.platform.driver.ensure_db_server(server, ctx.platform.box.open(server.secret), ctx.spec())
+    return {**ctx.platform.box.open(server.secret), "host": server.host, "port": server.port}
 
 
 def connect(ctx, which: str, tenant_db: bool = True):
@@ -51,9 +51,7 @@ def prepare(ctx) -> None:
     t, name = ctx.tenant, ops.names(ctx.tenant.subdomain)
     if "target" not in ctx.params:
         with steps.placement_lock, ctx.platform.store.session() as db:
-            server = steps.shared_server_with_room(ctx.platform, db) if ctx.params["target_strategy"] == "shared" \
-                else steps.new_server(ctx.platform, db, f"ded-{t.subdomain}-{ctx.operation.id[:6]}", "dedicated", 1,
-                                      t.subdomain)
+            server = steps.server_for(ctx.platform, db, ctx.params["target_strategy"], t.subdomain, ctx.operation.id)
             params = {**ctx.params, "target": server.id, "source": t.db_server_id, "source_strategy": t.db_strategy,
                       "source_reason": t.db_strategy_reason}
             db.get(Operation, ctx.operation.id).params = params  # with the new server's row: nothing leaks
