@@ -128,17 +128,17 @@ def sweep(platform) -> None:
         uncertified = local and old.status != "pending" and not old.certificate_expires_at  # Traefik will not retry
         due = old.status == "pending" or not old.checked_at or now() - old.checked_at > (
             timedelta(seconds=10 * platform.settings.domain_check_seconds) if uncertified else RECHECK)
-        proof, new = proven(old, platform.settings) if due else None, {"certificate_expires_at": issued.get(old.name)}
-        if proof is None and new["certificate_expires_at"] == old.certificate_expires_at:
+        proof, certificate = proven(old, platform.settings) if due else None, issued.get(old.name)
+        if proof is None and certificate == old.certificate_expires_at:
             continue
-        if proof is not None:
-            new.update(checked_at=now(), status="verified" if proof else "failing" if old.status != "pending" else "pending")
         with platform.store.session() as db:
             row = db.get(Domain, old.name)
             if row is None or row.token != old.token:  # removed, or claimed anew, meanwhile
                 continue
-            for key, value in new.items():
-                setattr(row, key, value)
+            row.certificate_expires_at = certificate
+            if proof is not None:  # without the record, a pending domain stays pending and a proven one is failing
+                row.checked_at = now()
+                row.status = "verified" if proof else "failing" if old.status != "pending" else "pending"
             if routing(old) != routing(row) or uncertified and proof and not row.certificate_expires_at:
                 service.rerun(db, db.get(Tenant, row.tenant_id), f"routing {row.name}")
     platform.wake()
