@@ -23,10 +23,9 @@ class Store:
         return self.sessions.begin()
 
     def upgrade(self) -> None:
-        config = Config()
-        config.set_main_option("script_location", str(MIGRATIONS))
         with self.engine.begin() as connection:
-            config.attributes["connection"] = connection
+            config = Config(attributes={"connection": connection})  # migrations/env.py runs on it
+            config.set_main_option("script_location", str(MIGRATIONS))
             command.upgrade(config, "head")
 
     def ping(self) -> None:
