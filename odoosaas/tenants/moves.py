@@ -10,9 +10,8 @@ from odoosaas.reconcile import operations
 from odoosaas.store.models import Operation, Tenant, now
 from odoosaas.tenants import service
 
-# a request's status as the API names it, from its operation's
-STATUS = {"requested": "pending", "pending": "approved", "running": "running", "done": "done", "failed": "failed",
-          "rejected": "rejected"}
+# a request's status as the API names it, from its operation's (the last four keep their names)
+STATUS = {"requested": "pending", "pending": "approved", **{s: s for s in "running done failed rejected".split()}}
 
 
 def moves_of(db, tenant_id: str | None = None, statuses=("pending", "running")) -> list[Operation]:
