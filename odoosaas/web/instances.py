@@ -3,9 +3,8 @@ from flask import Blueprint, flash, g, get_template_attribute, redirect, render_
 
 from odoosaas.api.schemas import AdminPassword, DomainRequest, ModuleNames, MoveRequest, TenantRequest, TierChange
 from odoosaas.apps import odoo
-from odoosaas.errors import Conflict
 from odoosaas.tenants import domains, moves, rules, service
-from odoosaas.web.pages import fields, platform, submit
+from odoosaas.web.pages import fields, flashing_conflicts, platform, submit
 
 bp = Blueprint("instances", __name__, url_prefix="/instances")
 
@@ -108,10 +107,7 @@ def remove_domain(tenant_id: str, name: str):
 
 @bp.post("/<tenant_id>/<any(stop, start):action>")
 def change(tenant_id: str, action: str):
-    try:
-        service.change(platform(), g.user, tenant_id, action)
-    except Conflict as exc:
-        flash(exc.message)
+    flashing_conflicts(service.change, platform(), g.user, tenant_id, action)
     return redirect(url_for(".show", tenant_id=tenant_id))
 
 

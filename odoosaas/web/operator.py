@@ -1,12 +1,12 @@
 """Operator pages: overview charts, every tenant with filters, one tenant, database servers, moves."""
-from flask import Blueprint, flash, g, redirect, render_template, request, url_for
+from flask import Blueprint, g, redirect, render_template, request, url_for
 from pydantic import ValidationError
 
 from odoosaas.api.schemas import AdminFilter
-from odoosaas.errors import Conflict, Forbidden, Invalid
+from odoosaas.errors import Forbidden, Invalid
 from odoosaas.store.models import Tenant
 from odoosaas.tenants import fleet, moves, service
-from odoosaas.web.pages import platform
+from odoosaas.web.pages import flashing_conflicts, platform
 
 bp = Blueprint("operator", __name__, url_prefix="/admin")
 STATUSES = ("creating", "running", "stopping", "stopped", "starting", "migrating", "deleting", "deleted", "failed")
@@ -70,8 +70,5 @@ def migrations():
 
 @bp.post("/migrations/<move_id>/<any(approve, reject, rollback):action>")
 def decide(move_id: str, action: str):
-    try:
-        moves.decide(platform(), move_id, action)
-    except Conflict as exc:
-        flash(exc.message)
+    flashing_conflicts(moves.decide, platform(), move_id, action)
     return redirect(url_for(".migrations"))

@@ -6,12 +6,12 @@ cookie (HttpOnly, SameSite=Lax); every form carries a per-session CSRF token.
 import contextlib
 import secrets
 
-from flask import Blueprint, g, redirect, render_template, request, session, url_for
+from flask import Blueprint, flash, g, redirect, render_template, request, session, url_for
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 
 from odoosaas.api import platform
-from odoosaas.errors import ApiError, Forbidden, Unauthenticated
+from odoosaas.errors import ApiError, Conflict, Forbidden, Unauthenticated
 
 bp = Blueprint("web", __name__, template_folder="templates", static_folder="static", static_url_path="/assets")
 PUBLIC = {"web.static", *(f"web.account.{name}" for name in (
@@ -74,6 +74,14 @@ def submit(model, data: dict, action, template: str, **context):
     except ApiError as exc:
         errors = {**(exc.fields or {}), "form": exc.message}
     return render_template(template, errors=errors, form=request.form, **context), 400
+
+
+def flashing_conflicts(action, *args) -> None:
+    """Run `action`; a conflict (the state changed meanwhile) is said on the next page, not as an error page."""
+    try:
+        action(*args)
+    except Conflict as exc:
+        flash(exc.message)
 
 
 def error_page(exc: ApiError | HTTPException):
