@@ -28,8 +28,7 @@ def new():
 @bp.post("/new")
 def create():
     def make(body: TenantRequest):
-        tenant = service.create(platform(), g.user, body)
-        return redirect(url_for(".show", tenant_id=tenant.id))
+        return redirect(url_for(".show", tenant_id=service.create(platform(), g.user, body).id))
     data = {**fields(), "compliance": request.form.getlist("compliance"), "modules": request.form.getlist("modules"),
             "high_performance": "high_performance" in request.form}
     return submit(TenantRequest, data, make, "new.html", strategy=planned(request.form), odoo_apps=odoo_apps())
