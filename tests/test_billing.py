@@ -267,6 +267,9 @@ def test_storage_above_the_allowance_is_reported_daily_and_invoiced(workdir, kil
         converge(app)
         account_id = account(kb, carol.tokens["user"]["id"])["accountId"]
         assert platform.billing.revenue(platform) == 0  # in its trial: no revenue yet
+        platform.billing.sweep(platform)  # a trial day's storage is recorded (and never charged: see below)
+        trial_day, subscription_id = kill_bill_today(kb), subscription(kb, tenant_id)["subscriptionId"]
+        assert usage(kb, subscription_id, trial_day) == [{"unitType": "storage-gb", "amount": 1}]
 
         assert kb.client.put("/1.0/kb/test/clock", params={"days": 15, "timeoutSec": 10}).status_code == 200
         until(lambda: account(kb, carol.tokens["user"]["id"])["accountBalance"] == 29)
@@ -279,13 +282,13 @@ def test_storage_above_the_allowance_is_reported_daily_and_invoiced(workdir, kil
         assert '<strong id="mrr">29 EUR</strong>' in desk.get("/admin/").text
 
         platform.billing.sweep(platform)
-        day, subscription_id = kill_bill_today(kb), subscription(kb, tenant_id)["subscriptionId"]
+        day = kill_bill_today(kb)
         assert usage(kb, subscription_id, day) == [{"unitType": "storage-gb", "amount": 1}]
         platform.billing.sweep(platform)  # once a day: the same day reports nothing more
         KillBill(platform.settings).sweep(platform)  # nor does a restarted worker (the tracking id is the day's)
         assert usage(kb, subscription_id, day) == [{"unitType": "storage-gb", "amount": 1}]
 
-        # a month on, the invoice for the month after the trial charges the GB-day: 0.02 EUR
+        # a month on, the invoice for the month after the trial charges its one GB-day (0.02 EUR), not the trial's
         assert kb.client.put("/1.0/kb/test/clock", params={"days": 31, "timeoutSec": 10}).status_code == 200
         assert until(lambda: usage_items(kb, account_id)) == [("basic-monthly-storage", 0.02)]
     finally:

@@ -86,15 +86,15 @@ class KillBill(FreeTier):
             self.call("PUT", path, json={"planName": tenant.tier + family})
 
     def sweep(self, platform) -> None:
-        """Report storage, suspend the instances of accounts with an unpaid balance, resume them once paid."""
-        # Kill Bill's day: its test clock in test mode, else (the endpoint missing) today in UTC
+        """Suspend the instances of accounts with an unpaid balance, resume them once paid; report storage."""
+        # Kill Bill's day (its test clock in test mode; the call answers real time otherwise), else today in UTC
         day = (self.call("GET", "/1.0/kb/test/clock") or {"localDate": str(datetime.now(UTC).date())})["localDate"]
         with platform.store.session() as db:
             tenants = list(db.scalars(select(Tenant).where(Tenant.desired.in_(("running", "suspended")))))
+            for owner_id in {tenant.owner_id for tenant in tenants}:  # first: a failed report must not hold it up
+                self.settle(platform, owner_id)
             for tenant in filter(lambda tenant: self.reported.get(tenant.id) != day, tenants):
                 self.report_storage(platform, tenant, day)
-        for owner_id in {tenant.owner_id for tenant in tenants}:
-            self.settle(platform, owner_id)
 
     def report_storage(self, platform, tenant: Tenant, day: str) -> None:
         """The day's started GBs above the tier's allowance as `storage-gb` usage; the tracking id
