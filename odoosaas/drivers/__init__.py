@@ -15,7 +15,6 @@ from dataclasses import dataclass
 class Observed:
     ready: bool
     node: str = ""
-    url: str = ""
     detail: str = ""
 
 

@@ -66,7 +66,8 @@ class Supervised:
 
     def start(self) -> None:
         self.claim.write_text(self.token)
-        self.end_orphans(self.name)
+        for pid in marked(self.name):  # exactly one process of a name: an earlier one (an orphan) ends first
+            end(pid)
         self.thread.start()
 
     def claimed(self) -> bool:
@@ -75,11 +76,6 @@ class Supervised:
             return self.claim.read_text() == self.token
         except OSError:
             return False
-
-    @staticmethod
-    def end_orphans(name: str) -> None:
-        for pid in marked(name):
-            end(pid)
 
     def _spawn(self) -> subprocess.Popen | None:
         """A new process, unless stopping, taken over, or impossible (its folder is gone, the program missing)."""

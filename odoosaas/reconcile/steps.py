@@ -86,7 +86,7 @@ def ensure_ready(ctx, poll: float = 0.1) -> None:
         if time.monotonic() > deadline:
             raise TemporaryError(observed.detail or "waiting for the app to answer", delay=1)
         time.sleep(poll)
-    ctx.save(node=observed.node, url=observed.url or ctx.tenant.url)
+    ctx.save(node=observed.node)
 
 
 def remove_database(ctx, server_id: str | None = None) -> None:
