@@ -45,6 +45,13 @@ def locked(path: Path):
         yield
 
 
+def answers(url: str, headers: dict) -> bool:
+    """The URL answers 200 within 2 s."""
+    with contextlib.suppress(httpx.HTTPError):
+        return httpx.get(url, headers=headers, timeout=2).status_code == 200
+    return False
+
+
 def listener(port: int) -> int | None:
     """The process listening on a loopback TCP port, if any."""
     return next((c.pid for c in psutil.net_connections("tcp") if c.status == psutil.CONN_LISTEN
@@ -184,20 +191,14 @@ class LocalDriver:
         app = self.apps.get(tenant.id)
         if app is None or not app.running():
             return Observed(False, detail="the app process is not running")
-        port = self._port(tenant)
-        if listener(port) not in marked(tenant.id):  # whoever answers must be this tenant's own process
-            return Observed(False, detail="the app is starting")
-        health = apps.template(spec.app).health_path
-        checks = [(f"http://127.0.0.1:{port}{health}", {})]
+        port, health = self._port(tenant), apps.template(spec.app).health_path
+        checks = [(port, {})]
         if self.edge is not None:  # through Traefik too: the URL we hand out must already work
-            host = f"{tenant.subdomain}.{self.settings.base_domain}"
-            checks.append((f"http://127.0.0.1:{self.settings.traefik_port}{health}", {"Host": host}))
-        for url, headers in checks:
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(url, headers=headers, timeout=2).status_code == 200:
-                    continue
-            return Observed(False, detail="the app is starting")
-        return Observed(True, node=self.node)
+            checks.append((self.settings.traefik_port, {"Host": f"{tenant.subdomain}.{self.settings.base_domain}"}))
+        if listener(port) in marked(tenant.id) and all(  # whoever answers must be this tenant's own process
+                answers(f"http://127.0.0.1:{via}{health}", headers) for via, headers in checks):
+            return Observed(True, node=self.node)
+        return Observed(False, detail="the app is starting")
 
     def usage(self, tenant) -> dict:
         """What the app's processes hold now (resident memory); CPU is not sampled locally."""

@@ -6,6 +6,7 @@ supervisor that starts ends any other process of its name first: exactly one pro
 names the latest supervisor of a name; an earlier one (another worker on this data dir) lets go.
 Secrets reach the child through its environment or 0600 files, never argv.
 """
+import contextlib
 import logging
 import os
 import resource
@@ -33,13 +34,10 @@ def alive(pid: int) -> bool:
 def marked(name: str) -> list[int]:
     """Live processes started for `name`, by anyone (this worker or a dead one)."""
     found, mark = [], f"{MARK}={name}".encode()
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if mark in (entry / "environ").read_bytes().split(b"\0") and alive(int(entry.name)):
-                    found.append(int(entry.name))
-            except OSError:
-                continue
+    for environ in Path("/proc").glob("[0-9]*/environ"):
+        with contextlib.suppress(OSError):  # gone meanwhile
+            if mark in environ.read_bytes().split(b"\0") and alive(int(environ.parent.name)):
+                found.append(int(environ.parent.name))
     return found
 
 
