@@ -90,7 +90,6 @@ def tenant_connection(spec) -> psycopg.Connection:
 
 
 class OdooTemplate:
-    name = "odoo"
     health_path = "/web/health"
 
     def create_database(self, conn, server: dict, name: str, spec, clone: bool) -> None:

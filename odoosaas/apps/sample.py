@@ -25,7 +25,6 @@ def connect(database: dict) -> psycopg.Connection:
 
 
 class SampleTemplate:
-    name = "sample"
     health_path = "/web/health"
 
     def local_command(self, spec, workdir: Path, port: int) -> tuple[list[str], dict]:

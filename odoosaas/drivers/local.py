@@ -59,8 +59,6 @@ def listener(port: int) -> int | None:
 
 
 class LocalDriver:
-    name = "local"
-
     def __init__(self, settings):
         self.settings = settings
         self.root = settings.data_dir

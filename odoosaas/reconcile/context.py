@@ -47,9 +47,8 @@ class Context:
             return db.get(DbServer, server_id)
 
     def spec(self) -> Spec:
-        t = self.tenant
+        t, name = self.tenant, ops.names(self.tenant.subdomain)
         server = self.server(t.db_server_id)
-        name = ops.names(t.subdomain)
         database = {"host": server.host, "port": server.port, "dbname": name, "user": name,
                     "password": self.secrets["db_password"]}
         with self.platform.store.session() as db:

@@ -20,13 +20,13 @@ def register(kind: str, *steps: tuple, undo=None) -> None:
 
 
 def enqueue(platform, kind: str, tenant_id: str | None = None, params: dict | None = None,
-            secret: dict | None = None, requested_by: str | None = None, db=None, status="pending") -> Operation:
+            requested_by: str | None = None, db=None, status="pending") -> Operation:
     """Record an operation (in the caller's unit of work when `db` is given) and wake the worker; one
     `requested` waits for an operator's approval."""
     progress = [{"name": name, "state": "pending", "started_at": None, "finished_at": None, "detail": ""}
                 for name, _ in KINDS[kind]]
     operation = Operation(kind=kind, tenant_id=tenant_id, params=params or {}, progress=progress,
-                          secret=platform.box.seal(secret) if secret else "", requested_by=requested_by, status=status)
+                          requested_by=requested_by, status=status)
     with platform.store.session() if db is None else nullcontext(db) as unit:
         unit.add(operation)
     platform.wake()
@@ -52,7 +52,6 @@ class OperationContext(Context):
     def __init__(self, platform, operation: Operation, tenant: Tenant | None):
         self.platform, self.operation, self.tenant = platform, operation, tenant
         self.params = operation.params
-        self.secret = platform.box.open(operation.secret) if operation.secret else {}
         if tenant is not None:
             super().__init__(platform, tenant)
 

@@ -42,8 +42,6 @@ def converted(call, missing_ok: bool = False):
 
 
 class KubernetesDriver:
-    name = "kubernetes"
-
     def __init__(self, settings, client: Client | None = None):
         self.settings = settings
         config = KubeConfig.from_file(settings.kubeconfig) if settings.kubeconfig else KubeConfig.from_service_account()
