@@ -47,7 +47,6 @@ class SampleTemplate:
                          "SET login = excluded.login, password = excluded.password",
                          (spec.admin_email, pbkdf2_sha512(spec.admin_password, 29000)))
 
-
     def k8s(self, spec, settings) -> Workload:
         """The platform's own image runs it; the config (with the password) is a Secret file."""
         config = json.dumps({"name": spec.subdomain, "host": "0.0.0.0", "port": 8069, "database": spec.database})

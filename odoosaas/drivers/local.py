@@ -60,8 +60,7 @@ def listener(port: int) -> int | None:
 
 class LocalDriver:
     def __init__(self, settings):
-        self.settings = settings
-        self.root = settings.data_dir
+        self.settings, self.root = settings, settings.data_dir
         self.node = socket.gethostname()
         self.apps: dict[str, Supervised] = {}
         self.lock = threading.Lock()
