@@ -26,6 +26,7 @@ class Context:
     """A tenant's lifecycle pass: the plan of its desired state."""
     row = "tenant"
     record = property(lambda self: self.tenant)  # the row whose progress and retries this pass keeps
+    kind = property(lambda self: self.tenant.desired)  # which plan: the desired state
 
     def __init__(self, platform, tenant: Tenant, skip: set | None = None):
         self.platform, self.tenant = platform, tenant
@@ -33,10 +34,6 @@ class Context:
         self.secrets = platform.box.open(tenant.secrets)
         self.resources = rules.Resources(**tenant.resources)
         self.skip = set() if skip is None else skip  # steps this worker already did for this generation
-
-    @property
-    def kind(self) -> str:
-        return self.tenant.desired
 
     def plan(self) -> list:
         from odoosaas.reconcile.steps import ACTIONS

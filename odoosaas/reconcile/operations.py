@@ -48,16 +48,13 @@ class OperationContext(Context):
     """An operation's pass; `spec()` and the tenant helpers work when it concerns a tenant."""
     row = "operation"
     record = property(lambda self: self.operation)
+    kind = property(lambda self: self.operation.kind)
 
     def __init__(self, platform, operation: Operation, tenant: Tenant | None):
         self.platform, self.operation, self.tenant = platform, operation, tenant
         self.params = operation.params
         if tenant is not None:
             super().__init__(platform, tenant)
-
-    @property
-    def kind(self) -> str:
-        return self.operation.kind
 
     def plan(self) -> list:
         done = {s["name"] for s in self.operation.progress if s["state"] == "done"}
