@@ -20,7 +20,6 @@ from odoosaas.errors import PermanentError, TemporaryError
 
 IngressRoute = create_namespaced_resource("traefik.io", "v1alpha1", "IngressRoute", "ingressroutes")
 PodMetrics = create_namespaced_resource("metrics.k8s.io", "v1beta1", "PodMetrics", "pods")
-FIELD_MANAGER = "odoosaas"
 
 
 def converted(call, missing_ok: bool = False):
@@ -42,10 +41,10 @@ def converted(call, missing_ok: bool = False):
 
 
 class KubernetesDriver:
-    def __init__(self, settings, client: Client | None = None):
+    def __init__(self, settings):
         self.settings = settings
         config = KubeConfig.from_file(settings.kubeconfig) if settings.kubeconfig else KubeConfig.from_service_account()
-        self.client = client or Client(config, field_manager=FIELD_MANAGER, timeout=30)
+        self.client = Client(config, field_manager="odoosaas", timeout=30)
 
     def apply(self, tenant, spec) -> None:
         workload = apps.template(spec.app).k8s(spec, self.settings)
