@@ -84,6 +84,4 @@ def upgrade():
                     stamp("created_at"))
 
 
-def downgrade():
-    for table in ("domains", "operations", "events", "tenants", "db_servers", "reset_tokens", "auth_sessions", "users"):
-        op.drop_table(table)
+# No downgrade(): a store is never downgraded; a release is rolled back by its previous image (README, Releases).
