@@ -1,21 +1,19 @@
-"""Operator pages: overview charts, every tenant with filters, one tenant, database servers, moves."""
-from flask import Blueprint, g, redirect, render_template, request, url_for
+"""Operator pages: overview charts, every tenant with filters, one tenant, database servers, moves.
+
+They show what the operator API answers (its views are plain functions) behind the same operators-only check."""
+from flask import Blueprint, redirect, render_template, request, url_for
 from pydantic import ValidationError
 
-from odoosaas.api.schemas import AdminFilter
-from odoosaas.errors import Forbidden, Invalid
+from odoosaas.api import admin as answers
+from odoosaas.api.schemas import AdminFilter, TenantPath
+from odoosaas.errors import Invalid
 from odoosaas.store.models import Tenant
-from odoosaas.tenants import fleet, moves, service
+from odoosaas.tenants import moves
 from odoosaas.web.pages import flashing_conflicts, platform
 
 bp = Blueprint("operator", __name__, url_prefix="/admin")
+bp.before_request(answers.operators_only)  # the page guard has set the signed-in user
 STATUSES = ("creating", "running", "stopping", "stopped", "starting", "migrating", "deleting", "deleted", "failed")
-
-
-@bp.before_request
-def operators_only():
-    if not g.user.is_admin:
-        raise Forbidden("These pages are for operators.")
 
 
 def chart(counts: dict[str, int]) -> list[tuple]:
@@ -26,8 +24,7 @@ def chart(counts: dict[str, int]) -> list[tuple]:
 
 @bp.get("/")
 def overview():
-    with platform().store.session() as db:
-        data = fleet.overview(db, platform().driver)
+    data = answers.overview()
     charts = {"Tenants by status": ("status", chart(data["tenants_by_status"])),
               "Tenants by database strategy": ("strategy", chart(data["tenants_by_strategy"])),
               "Tenants by tier": ("tier", chart(data["tenants_by_tier"])),
@@ -44,21 +41,17 @@ def tenants():
         query = AdminFilter.model_validate(request.args.to_dict())
     except ValidationError:
         raise Invalid("The search is too long.") from None
-    with platform().store.session() as db:
-        items = [fleet.with_owner(t) for t in service.admin_list(db, **query.model_dump())]
-    return render_template("admin_tenants.html", items=items, query=query, statuses=STATUSES)
+    return render_template("admin_tenants.html", **answers.tenants(query), query=query, statuses=STATUSES)
 
 
 @bp.get("/tenants/<tenant_id>")
 def tenant(tenant_id: str):
-    with platform().store.session() as db:
-        return render_template("admin_tenant.html", t=fleet.detail(db, tenant_id, platform()))
+    return render_template("admin_tenant.html", t=answers.tenant(TenantPath(tenant_id=tenant_id))["tenant"])
 
 
 @bp.get("/db-servers")
 def servers():
-    with platform().store.session() as db:
-        return render_template("admin_servers.html", servers=fleet.db_servers(db))
+    return render_template("admin_servers.html", servers=answers.db_servers()["items"])
 
 
 @bp.get("/migrations")
