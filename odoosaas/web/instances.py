@@ -1,8 +1,12 @@
-"""The customer's instances: list, create with live hints, the live instance page, stop/start/delete."""
+"""The customer's instances: list, create with live hints, the live instance page, stop/start/delete.
+
+What a page shows is what the tenants API answers (its views are plain functions; the page guard has set the
+signed-in user they ask for)."""
 from flask import Blueprint, flash, g, get_template_attribute, redirect, render_template, request, url_for
 
-from odoosaas.api.schemas import AdminPassword, DomainRequest, ModuleNames, MoveRequest, TenantRequest, TierChange
-from odoosaas.apps import odoo
+from odoosaas.api import tenants as answers
+from odoosaas.api.schemas import (AdminPassword, DomainRequest, ModuleNames, MoveRequest, SubdomainPath, TenantPath,
+                                  TenantRequest, TierChange)
 from odoosaas.tenants import domains, moves, rules, service
 from odoosaas.web.pages import fields, flashing_conflicts, platform, submit
 
@@ -11,13 +15,11 @@ bp = Blueprint("instances", __name__, url_prefix="/instances")
 
 @bp.get("/")
 def index():
-    with platform().store.session() as db:
-        items = [service.public(t) for t in service.list_owned(db, g.user)]
-    return render_template("instances.html", items=items)
+    return render_template("instances.html", **answers.list_tenants())
 
 
 def odoo_apps() -> list[dict]:
-    return odoo.available_apps(platform().settings.odoo_bin)
+    return answers.odoo_modules()["items"]
 
 
 @bp.get("/new")
@@ -49,8 +51,7 @@ def strategy():
 
 @bp.get("/new/subdomain")
 def availability():
-    with platform().store.session() as db:
-        answer = service.subdomain_availability(db, request.args.get("subdomain", "")[:100])
+    answer = answers.subdomain(SubdomainPath(name=request.args.get("subdomain", "")[:100]))
     return get_template_attribute("macros.html", "availability")(answer)
 
 
@@ -70,10 +71,9 @@ def install(tenant_id: str):
 
 
 def show_context(tenant_id: str) -> dict:
-    with platform().store.session() as db:
-        tenant = service.public(service.owned(db, g.user, tenant_id))
-    return {"t": tenant, "installed": {}, "odoo_apps": [], "domains": domains.listed(platform(), g.user, tenant_id),
-            "moves": moves.asked(platform(), g.user, tenant_id)}
+    path = TenantPath(tenant_id=tenant_id)
+    return {"t": answers.read(path)["tenant"], "installed": {}, "odoo_apps": [],
+            "domains": answers.list_domains(path)["items"], "moves": answers.move_requests(path)["items"]}
 
 
 def act(tenant_id: str, model, action, done: str, data: dict | None = None):
@@ -112,8 +112,7 @@ def change(tenant_id: str, action: str):
 
 @bp.post("/<tenant_id>/delete")
 def delete(tenant_id: str):
-    with platform().store.session() as db:
-        subdomain = service.owned(db, g.user, tenant_id).subdomain
+    subdomain = answers.read(TenantPath(tenant_id=tenant_id))["tenant"]["subdomain"]
     if request.form.get("confirm", "").strip() != subdomain:
         return show(tenant_id, {"confirm": f"Type {subdomain} to confirm."}, 400)
     service.change(platform(), g.user, tenant_id, "delete")
