@@ -1,21 +1,22 @@
-"""The customer's billing page: plan per instance, trial end, next invoice, invoices, the payment method."""
-from flask import Blueprint, g, redirect, render_template, url_for
+"""The customer's billing page: plan per instance, trial end, next invoice, invoices, the payment method.
 
-from odoosaas.tenants import service
-from odoosaas.web.pages import platform
+It shows what the billing and tenants APIs answer (plain functions; the page guard has set the signed-in user)."""
+from flask import Blueprint, redirect, render_template, url_for
+
+from odoosaas.api import billing as answers, tenants
+from odoosaas.api.schemas import PaymentMethod
 
 bp = Blueprint("billing", __name__, url_prefix="/billing")
 
 
 @bp.get("/")
 def show():
-    with platform().store.session() as db:
-        return render_template("billing.html", billing=platform().billing.overview(platform(), g.user),
-                               instances={t.id: t for t in service.list_owned(db, g.user)})
+    instances = {t["id"]: t for t in tenants.list_tenants()["items"]}
+    return render_template("billing.html", billing=answers.billing(), instances=instances)
 
 
 @bp.post("/payment-method")
 def payment_method():
     """Kill Bill's external payment method: the unpaid invoices are paid and suspended instances resume."""
-    platform().billing.add_payment_method(platform(), g.user)
+    answers.payment_method(PaymentMethod())
     return redirect(url_for(".show"))
