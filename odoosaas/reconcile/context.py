@@ -55,11 +55,11 @@ class Context:
                     database=database, admin_email=t.admin_email, admin_password=self.secrets["admin_password"],
                     url=url, modules=list(t.modules or []), domains=routed)
 
-    def save(self, **values) -> bool:
-        """Write tenant fields unless the user changed the desired state meanwhile (then False)."""
+    def save(self, force: bool = False, **values) -> bool:
+        """Write tenant fields unless the user changed the desired state meanwhile (then False), or `force`d."""
+        same = [Tenant.id == self.tenant.id] + ([] if force else [Tenant.generation == self.generation])
         with self.platform.store.session() as db:
-            done = db.execute(update(Tenant).where(Tenant.id == self.tenant.id, Tenant.generation == self.generation)
-                              .values(updated_at=now(), **values))
+            done = db.execute(update(Tenant).where(*same).values(updated_at=now(), **values))
         for key, value in values.items():
             setattr(self.tenant, key, value)
         return done.rowcount == 1

@@ -8,12 +8,10 @@ source as it was at the switch (writes since are lost), the target and the repli
 finished (a crash during it never resumes the move)."""
 import time
 
-from sqlalchemy import update
-
 from odoosaas.errors import PermanentError, TemporaryError
 from odoosaas.pg import ops, replication
 from odoosaas.reconcile import operations, steps
-from odoosaas.store.models import Operation, Tenant
+from odoosaas.store.models import Operation
 from odoosaas.tenants import rules
 
 
@@ -100,11 +98,8 @@ def switch(ctx) -> None:
 
 
 def repoint(ctx, which: str, strategy: str, why: str) -> None:
-    values = {"db_server_id": ctx.params[which], "db_strategy": strategy, "db_strategy_reason": why}
-    with ctx.platform.store.session() as db:
-        db.execute(update(Tenant).where(Tenant.id == ctx.tenant.id).values(**values))
-    for key, value in values.items():
-        setattr(ctx.tenant, key, value)
+    """The tenant onto the source or target server, whatever the user changed meanwhile."""
+    ctx.save(force=True, db_server_id=ctx.params[which], db_strategy=strategy, db_strategy_reason=why)
 
 
 def unreplicate(ctx) -> None:

@@ -1,6 +1,6 @@
 """Operations: every long action besides a tenant's lifecycle is a row that the one worker runs
 as a flat list of idempotent steps for its kind. A new capability registers a step list here."""
-from contextlib import nullcontext
+from contextlib import nullcontext, suppress
 from datetime import timedelta
 
 from sqlalchemy import update
@@ -89,10 +89,8 @@ class OperationContext(Context):
 
 def send_password_reset(ctx) -> None:
     """Sent by the worker, not the request: the API answers alike for known and unknown emails."""
-    try:
-        ctx.platform.auth.request_reset(ctx.params["email"])
-    except TooManyRequests:
-        pass  # the provider mailed this address a moment ago (GoTrue's per-user interval): that link stands
+    with suppress(TooManyRequests):  # the provider mailed this address a moment ago (GoTrue's per-user interval):
+        ctx.platform.auth.request_reset(ctx.params["email"])  # that link stands
 
 
 def install_modules(ctx) -> None:
