@@ -38,17 +38,12 @@ def name_problem(name: str) -> str:
         return "is not a valid host name (e.g. erp.example.com)"
 
 
-def valid_name(name: str, settings) -> str:
-    problem, name = name_problem(name), name.lower().removesuffix(".")
-    if not problem and (name == settings.base_domain or name.endswith("." + settings.base_domain)):
-        problem = f"is under the platform's own domain ({settings.base_domain})"
-    if problem:
-        raise Invalid(f"The domain {problem}.", fields={"name": problem})
-    return name
-
-
 def claim(platform, user, tenant_id: str, name: str) -> dict:
-    name = valid_name(name, platform.settings)
+    """A claim of `name`, whose shape the request's model checked (name_problem); not under the base domain."""
+    name, base = name.lower().removesuffix("."), platform.settings.base_domain
+    if name == base or name.endswith("." + base):
+        problem = f"is under the platform's own domain ({base})"
+        raise Invalid(f"The domain {problem}.", fields={"name": problem})
     try:
         with service.changing(platform, user, tenant_id) as (db, tenant):
             domain = Domain(name=name, tenant_id=tenant.id, token=secrets.token_urlsafe(24))
