@@ -63,4 +63,4 @@ def me():
 
 @bp.patch("/me", security=BEARER, responses={200: UserAnswer, **BODY, **SIGNED_IN})
 def update_me(body: Profile):
-    return {"user": public_user(platform().auth.update_profile(bearer_token(), body.model_dump()))}
+    return {"user": public_user(platform().auth.update_profile(bearer_token(), body.model_dump(exclude_none=True)))}

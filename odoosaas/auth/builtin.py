@@ -170,9 +170,8 @@ class BuiltinProvider:
     def update_profile(self, access_token: str, changes: dict) -> User:
         with self.store.session() as db:
             row = db.get(User, self.authenticate(access_token).id)
-            for field in ("full_name", "company"):
-                if changes.get(field) is not None:
-                    setattr(row, field, changes[field])
+            for field, value in changes.items():  # full_name, company (the API's Profile)
+                setattr(row, field, value)
         return row
 
     def ensure_operator(self, email: str, password: str) -> User:

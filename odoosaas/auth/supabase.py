@@ -135,8 +135,7 @@ class SupabaseProvider:
         return self._mirror(self._call("GET", "/user", token=access_token))
 
     def update_profile(self, access_token: str, changes: dict) -> User:
-        data = {field: value for field, value in changes.items() if value is not None}
-        return self._mirror(self._call("PUT", "/user", token=access_token, json={"data": data}))
+        return self._mirror(self._call("PUT", "/user", token=access_token, json={"data": changes}))
 
     def request_reset(self, email: str) -> None:
         self._call("POST", "/recover", params={"redirect_to": f"{self.settings.portal_url}/reset-password"},

@@ -77,6 +77,6 @@ def reset(body: ResetConfirm):
 
 @form_page("/profile", Profile)
 def profile(body: Profile):
-    platform().auth.update_profile(session["access"], body.model_dump())
+    platform().auth.update_profile(session["access"], body.model_dump(exclude_none=True))
     flash("Profile saved.")
     return redirect(url_for(".profile_form"))
