@@ -6,17 +6,14 @@ from flask_openapi3 import APIBlueprint, Tag
 from pydantic import BaseModel, Field
 
 from odoosaas.api import BEARER, BODY, SIGNED_IN, current_user, fails, platform
-from odoosaas.api.schemas import AdminFilter, Body, Items, OperationAnswer, Overview, RequestAnswer, TenantAnswer, TenantPath
+from odoosaas.api.schemas import (AdminFilter, Items, MoveRequest, OperationAnswer, Overview, RequestAnswer,
+                                  TenantAnswer, TenantPath)
 from odoosaas.errors import Forbidden
 from odoosaas.reconcile import operations
 from odoosaas.tenants import fleet, moves, service
 
 # 403: not an operator
 bp = APIBlueprint("admin", __name__, url_prefix="/api/v1/admin", abp_tags=[Tag(name="admin")], abp_responses=SIGNED_IN)
-
-
-class MoveTarget(Body):
-    target_strategy: Literal["shared", "dedicated"]
 
 
 class MoveAction(BaseModel):
@@ -58,10 +55,10 @@ def db_servers():
         return {"items": fleet.db_servers(db)}
 
 
-@bp.post("/tenants/<tenant_id>/migrate", security=BEARER,
-         responses={202: OperationAnswer, **BODY, **fails(404, 409)})
-def migrate(path: TenantPath, body: MoveTarget):
-    operation = moves.start(platform(), current_user(), path.tenant_id, body.target_strategy)
+@bp.post("/tenants/<tenant_id>/migrate", security=BEARER, responses={202: OperationAnswer, **BODY, **fails(404, 409)})
+def migrate(path: TenantPath, body: MoveRequest):
+    """Move a running tenant now (PA-5); the body is a customer's request's: the target and, optionally, why."""
+    operation = moves.start(platform(), current_user(), path.tenant_id, body.target_strategy, body.reason)
     return {"operation": operations.public(operation)}, 202
 
 
