@@ -47,8 +47,9 @@ def render_error(exc):
     if not isinstance(exc, (ApiError, HTTPException)):
         log.exception("unhandled error on %s %s", request.method, request.path)
         exc = InternalServerError("Something went wrong on our side; it has been logged.")
+    error = exc if isinstance(exc, ApiError) else api.as_api_error(exc)
     page = not request.path.startswith(JSON_PATHS)
-    response = make_response(web.pages.error_page(exc) if page else api.handle_error(exc))
+    response = make_response(web.pages.error_page(error) if page else (error.envelope(), error.status))
     if isinstance(exc, MethodNotAllowed):  # RFC 9110: a 405 names the methods the resource has
         response.headers["Allow"] = ", ".join(exc.valid_methods or ())
     return response

@@ -41,8 +41,11 @@ def current_user():
     return g.user
 
 
-def error_response(status: int, code: str, message: str, fields: dict | None = None):
-    return make_response(jsonify(ApiError(message, code, fields).envelope()), status)
+def as_api_error(exc: HTTPException) -> ApiError:
+    """An HTTP exception (werkzeug's, Flask-Limiter's 429) as the platform's error, rendered like any other."""
+    error = ApiError(exc.description or exc.name, HTTP_CODES.get(exc.code, "error"))
+    error.status = exc.code or 500
+    return error
 
 
 def validation_failed(exc: ValidationError):
@@ -50,7 +53,7 @@ def validation_failed(exc: ValidationError):
     for problem in exc.errors():
         name = ".".join(str(part) for part in problem["loc"]) or "body"
         fields.setdefault(name, "unknown field" if problem["type"] == "extra_forbidden" else problem["msg"])
-    return error_response(400, "invalid", "Some fields are missing or invalid.", fields)
+    return make_response(jsonify(Invalid("Some fields are missing or invalid.", fields=fields).envelope()), 400)
 
 
 def require_json():
@@ -61,12 +64,6 @@ def require_json():
             raise UnsupportedMediaType("Send JSON with Content-Type: application/json.")
         if not isinstance(request.get_json(silent=True), dict):
             raise Invalid("The body is not a JSON object.", fields={"body": "malformed JSON"})
-
-
-def handle_error(exc: ApiError | HTTPException):
-    if isinstance(exc, ApiError):
-        return error_response(exc.status, exc.code, exc.message, exc.fields)
-    return error_response(exc.code or 500, HTTP_CODES.get(exc.code, "error"), exc.description or exc.name)
 
 
 def authenticate_first():

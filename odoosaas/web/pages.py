@@ -8,7 +8,6 @@ import secrets
 
 from flask import Blueprint, flash, g, redirect, render_template, request, session, url_for
 from pydantic import ValidationError
-from werkzeug.exceptions import HTTPException
 
 from odoosaas.api import platform
 from odoosaas.errors import ApiError, Conflict, Forbidden, Unauthenticated
@@ -84,8 +83,7 @@ def flashing_conflicts(action, *args) -> None:
         flash(exc.message)
 
 
-def error_page(exc: ApiError | HTTPException):
-    """The site's page for an API error or HTTP exception raised outside the JSON API."""
-    status = exc.status if isinstance(exc, ApiError) else exc.code or 500
-    message = exc.message if isinstance(exc, ApiError) else exc.description
-    return render_template("error.html", status=status, heading=TITLES.get(status, "Error"), message=message), status
+def error_page(error: ApiError):
+    """The site's page for an error raised outside the JSON API."""
+    return render_template("error.html", status=error.status, heading=TITLES.get(error.status, "Error"),
+                           message=error.message), error.status
