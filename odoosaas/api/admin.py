@@ -10,6 +10,7 @@ from odoosaas.api.schemas import (AdminFilter, Items, MoveRequest, OperationAnsw
                                   TenantAnswer, TenantPath)
 from odoosaas.errors import Forbidden
 from odoosaas.reconcile import operations
+from odoosaas.store.models import Tenant
 from odoosaas.tenants import fleet, moves, service
 
 # 403: not an operator
@@ -64,9 +65,10 @@ def migrate(path: TenantPath, body: MoveRequest):
 
 @bp.get("/migrations", security=BEARER, responses={200: Items})
 def migrations(query: MoveFilter):
-    """Moves and customers' requests, newest first; `status` as in a request (pending: awaiting approval)."""
+    """Moves and customers' requests, newest first, with their tenant's subdomain; `status` as in a request
+    (pending: awaiting approval)."""
     with platform().store.session() as db:
-        items = [moves.public(o) for o in moves.moves_of(db)]
+        items = [{**moves.public(o), "subdomain": db.get(Tenant, o.tenant_id).subdomain} for o in moves.moves_of(db)]
     return {"items": [item for item in items if item["status"] == query.status or not query.status]}
 
 

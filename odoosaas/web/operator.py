@@ -7,7 +7,6 @@ from pydantic import ValidationError
 from odoosaas.api import admin as answers
 from odoosaas.api.schemas import AdminFilter, TenantPath
 from odoosaas.errors import Invalid
-from odoosaas.store.models import Tenant
 from odoosaas.tenants import moves
 from odoosaas.web.pages import flashing_conflicts, platform
 
@@ -56,9 +55,7 @@ def servers():
 
 @bp.get("/migrations")
 def migrations():
-    with platform().store.session() as db:
-        items = [{**moves.public(o), "subdomain": db.get(Tenant, o.tenant_id).subdomain} for o in moves.moves_of(db)]
-    return render_template("admin_migrations.html", items=items)
+    return render_template("admin_migrations.html", **answers.migrations(answers.MoveFilter()))
 
 
 @bp.post("/migrations/<move_id>/<any(approve, reject, rollback):action>")
