@@ -25,10 +25,9 @@ DIES_WITH_PARENT = ["setpriv", "--pdeathsig", "TERM", "--"] if shutil.which("set
 
 def alive(pid: int) -> bool:
     """Running, and not a zombie waiting for a parent that is gone."""
-    try:
+    with contextlib.suppress(OSError):
         return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z"
-    except OSError:
-        return False
+    return False
 
 
 def marked(name: str) -> list[int]:
@@ -70,10 +69,9 @@ class Supervised:
 
     def claimed(self) -> bool:
         """Still ours to run: no later supervisor took it over, and its folder was not deleted."""
-        try:
+        with contextlib.suppress(OSError):
             return self.claim.read_text() == self.token
-        except OSError:
-            return False
+        return False
 
     def _spawn(self) -> subprocess.Popen | None:
         """A new process, unless stopping, taken over, or impossible (its folder is gone, the program missing)."""
