@@ -4,7 +4,7 @@ from sqlalchemy import func, select
 
 from odoosaas.errors import Invalid, NotFound, TemporaryError
 from odoosaas.pg import ops
-from odoosaas.store.models import DbServer, Tenant
+from odoosaas.store.models import DbServer, Event, Tenant
 from odoosaas.tenants import rules, service
 
 
@@ -27,12 +27,14 @@ def with_owner(tenant: Tenant) -> dict:
 
 
 def detail(db, tenant_id: str, platform) -> dict:
-    """What an operator sees of one tenant: the tenant, its owner, recent events, usage now."""
+    """What an operator sees of one tenant: the tenant, its owner, its last 50 events, usage now."""
     tenant = db.get(Tenant, tenant_id)
     if tenant is None:
         raise NotFound("No such tenant.")
     usage = {**platform.driver.usage(tenant), **database_usage(platform, tenant)}
-    return {**with_owner(tenant), "events": service.recent_events(db, tenant), "usage": usage}
+    events = db.scalars(select(Event).where(Event.tenant_id == tenant.id).order_by(Event.id.desc()).limit(50))
+    return {**with_owner(tenant), "usage": usage,
+            "events": [{"at": e.at.isoformat(), "kind": e.kind, "message": e.message} for e in events]}
 
 
 def database_usage(platform, tenant: Tenant) -> dict:

@@ -202,11 +202,6 @@ def admin_list(db, status="", db_strategy="", tier="", q="") -> list[Tenant]:
     return list(db.scalars(query).unique())
 
 
-def recent_events(db, tenant: Tenant, limit: int = 50) -> list[dict]:
-    rows = db.scalars(select(Event).where(Event.tenant_id == tenant.id).order_by(Event.id.desc()).limit(limit))
-    return [{"at": e.at.isoformat(), "kind": e.kind, "message": e.message} for e in rows]
-
-
 def public(tenant: Tenant) -> dict:
     """The API's tenant shape; secrets never leave the store."""
     steps = tenant.progress or []
