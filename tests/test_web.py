@@ -181,7 +181,7 @@ def test_customer_creates_watches_uses_stops_starts_and_deletes_an_instance(site
     expect(page.get_by_text("No instances yet.")).to_be_visible(timeout=SLOW)
 
     page.get_by_role("button", name="Log out").click()
-    expect(page).to_have_url(site.url + "/")
+    expect(page).to_have_url(site.url + "/login")  # the start page, signed out
     page.goto(site.url + "/instances/")
     expect(page.get_by_role("heading", name="Log in")).to_be_visible()
 

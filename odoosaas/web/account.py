@@ -15,7 +15,8 @@ bp = Blueprint("account", __name__)
 
 @bp.get("/")
 def landing():
-    return redirect(url_for("web.instances.index")) if g.user else render_template("landing.html")
+    """The start page: the signed-in user's instances, else the log-in form (which links to sign-up)."""
+    return redirect(url_for("web.instances.index" if g.user else ".login_form"))
 
 
 def form_page(path: str, model, limit=lambda view: view):
