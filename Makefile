@@ -55,7 +55,7 @@ test: WITH_BROWSER = 1
 test: odoo-start $(STAMP) system traefik k8s supabase minio killbill domains odoo
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
-bench: odoo-start $(STAMP) system traefik k8s minio odoo
+bench: odoo-start $(STAMP) system traefik k8s minio killbill odoo
 	$(VENV)/bin/python bench/provision.py
 	$(VENV)/bin/python bench/provision.py odoo
 	$(VENV)/bin/python bench/odoo_users.py
@@ -64,5 +64,6 @@ bench: odoo-start $(STAMP) system traefik k8s minio odoo
 	$(VENV)/bin/python bench/scale.py
 	$(VENV)/bin/python bench/login_memory.py
 	$(VENV)/bin/python bench/migrate.py
+	$(VENV)/bin/python bench/billing.py
 	$(VENV)/bin/python bench/backup.py 1000 folder
 	$(VENV)/bin/python bench/backup.py 1000 s3

@@ -16,16 +16,14 @@ JSON_PATHS = ("/api/", "/healthz", "/readyz", "/metrics")  # everything else is 
 def create_app(overrides: dict | None = None, platform=None):
     """The Flask app; `overrides` are settings fields (tests), else the environment decides."""
     platform = platform or platform_module.build(Settings(**(overrides or {})))
-    settings = platform.settings
     app = OpenAPI(__name__, info=Info(title="Odoo SaaS platform", version="1"), doc_prefix="/api",
                   doc_url="/openapi.json", validation_error_status=400,
                   validation_error_callback=api.validation_failed, validation_error_model=api.Error,
                   security_schemes={"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}})
-    app.config.update(SECRET_KEY=settings.secret_key, MAX_CONTENT_LENGTH=settings.max_body_bytes)
+    app.config.update(SECRET_KEY=platform.settings.secret_key, MAX_CONTENT_LENGTH=platform.settings.max_body_bytes)
     app.extensions["odoosaas"] = platform
-    limits.init_app(app)
-    api.init_app(app)
-    web.init_app(app)
+    for extension in (limits, api, web):
+        extension.init_app(app)
     app.after_request(no_framing)
     app.register_error_handler(Exception, render_error)
     app.add_url_rule("/maintenance", "maintenance", maintenance)
@@ -49,8 +47,9 @@ def render_error(exc):
     if not isinstance(exc, (ApiError, HTTPException)):
         log.exception("unhandled error on %s %s", request.method, request.path)
         exc = InternalServerError("Something went wrong on our side; it has been logged.")
+    error = exc if isinstance(exc, ApiError) else api.as_api_error(exc)
     page = not request.path.startswith(JSON_PATHS)
-    response = make_response(web.pages.error_page(exc) if page else api.handle_error(exc))
+    response = make_response(web.pages.error_page(error) if page else (error.envelope(), error.status))
     if isinstance(exc, MethodNotAllowed):  # RFC 9110: a 405 names the methods the resource has
         response.headers["Allow"] = ", ".join(exc.valid_methods or ())
     return response

@@ -11,9 +11,7 @@ class ApiError(Exception):
 
     def __init__(self, message: str, code: str | None = None, fields: dict | None = None):
         super().__init__(message)
-        self.message = message
-        self.code = code or self.code
-        self.fields = fields
+        self.message, self.code, self.fields = message, code or self.code, fields
 
     def envelope(self) -> dict:
         error = {"code": self.code, "message": self.message}

@@ -30,9 +30,8 @@ class Platform:
 
 def build(settings: Settings) -> Platform:
     os.umask(0o077)  # every file the platform writes (store, outbox, logs, configs) is private unless opened on purpose
-    settings.resolved()
-    store = Store(settings.database_url)
-    mailer = Mailer(settings)
+    settings.resolve()
+    store, mailer = Store(settings.database_url), Mailer(settings)
     return Platform(settings=settings, store=store, box=SecretBox(settings.secret_key), mailer=mailer,
                     auth=make_provider(settings, store, mailer), billing=make_billing(settings),
                     driver=make_driver(settings))

@@ -118,18 +118,14 @@ class Settings(BaseSettings):
             raise ValueError("ODOOSAAS_AUTH=supabase needs ODOOSAAS_SUPABASE_URL")
         return self
 
-    def resolved(self) -> "Settings":
+    def resolve(self) -> None:
         """Fill the derived defaults (store URL, generated key) from the data dir."""
         self.data_dir = self.data_dir.resolve()
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.data_dir.chmod(0o711)  # private, yet the `postgres` account may pass through to its clusters
-        if not self.database_url:
-            self.database_url = f"sqlite:///{self.data_dir / 'odoosaas.db'}"
-        if not self.secret_key:
-            self.secret_key = _kept_secret(self.data_dir / "secret_key")
-        if not self.portal_url:
-            self.portal_url = f"http://127.0.0.1:{self.port}"
-        return self
+        self.database_url = self.database_url or f"sqlite:///{self.data_dir / 'odoosaas.db'}"
+        self.secret_key = self.secret_key or _kept_secret(self.data_dir / "secret_key")
+        self.portal_url = self.portal_url or f"http://127.0.0.1:{self.port}"
 
 
 def _kept_secret(path: Path) -> str:

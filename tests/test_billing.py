@@ -1,19 +1,26 @@
 """Billing with the real Kill Bill (ODOOSAAS_BILLING=killbill): accounts, subscriptions with one trial per
 customer, suspension when the trial's invoice stays unpaid, resumption on a payment method, plan changes,
-cancellation, an outage during creation, and a forged callback.
+cancellation, an outage during creation, a forged callback, storage usage on the invoice, monthly recurring
+revenue, and the billing page in a browser.
 
 The test clock is the whole Kill Bill server's: this module uses a Kill Bill tenant of its own (so also its own
 catalog upload, done by the provider), and each test its own users."""
 import socket
 import threading
 import time
+from datetime import date, timedelta
+from types import SimpleNamespace
 
 import pytest
+import waitress
+from playwright.sync_api import expect
 
+from odoosaas.billing.killbill import KillBill
 from odoosaas.pg.clusters import free_port
 from odoosaas.reconcile.worker import Worker
 from tests.conftest import Caller, make_app
 from tests.inspect import app_processes, tenant_row
+from tests.test_web import browse, browser, form_login, log_in  # noqa: F401 (fixtures)
 
 
 @pytest.fixture(scope="module")
@@ -23,10 +30,10 @@ def kb(killbill):
     tenant.client.close()
 
 
-def billing_app(workdir, killbill, kb, url: str = ""):
+def billing_app(workdir, killbill, kb, url: str = "", **settings):
     return make_app(workdir, billing="killbill", killbill_url=url or killbill.url, killbill_user=killbill.admin_user,
                     killbill_password=killbill.admin_password, killbill_api_key=kb.api_key,
-                    killbill_api_secret=kb.api_secret)
+                    killbill_api_secret=kb.api_secret, **settings)
 
 
 @pytest.fixture
@@ -231,3 +238,115 @@ def test_kill_bill_unreachable_delays_creation_until_it_answers(workdir, killbil
     finally:
         close(app)
         outage.close()
+
+
+def kill_bill_today(kb) -> date:
+    return date.fromisoformat(kb.client.get("/1.0/kb/test/clock").json()["localDate"])
+
+
+def usage(kb, subscription_id: str, day: date) -> list[dict]:
+    answer = kb.client.get(f"/1.0/kb/usages/{subscription_id}/storage-gb",
+                           params={"startDate": day.isoformat(), "endDate": (day + timedelta(days=1)).isoformat()})
+    assert answer.status_code == 200, answer.text
+    return answer.json()["rolledUpUnits"]
+
+
+def usage_items(kb, account_id: str) -> list[tuple]:
+    invoices = kb.client.get(f"/1.0/kb/accounts/{account_id}/invoices", params={"withItems": "true"}).json()
+    return [(item["usageName"], item["amount"]) for invoice in invoices for item in invoice["items"]
+            if item["itemType"] == "USAGE"]
+
+
+def test_storage_above_the_allowance_is_reported_daily_and_invoiced(workdir, killbill, kb):
+    """A basic tier without storage allowance: the sample app's few MB are one started GB a day."""
+    app = billing_app(workdir, killbill, kb, tiers={"basic": {"storage_gb": 0}})
+    try:
+        platform, http = app.extensions["odoosaas"], app.test_client()
+        carol = Caller(http, "carol@example.com")
+        tenant_id = create(carol, "stored")
+        converge(app)
+        account_id = account(kb, carol.tokens["user"]["id"])["accountId"]
+        assert platform.billing.revenue(platform) == 0  # in its trial: no revenue yet
+        platform.billing.sweep(platform)  # a trial day's storage is recorded (and never charged: see below)
+        trial_day, subscription_id = kill_bill_today(kb), subscription(kb, tenant_id)["subscriptionId"]
+        assert usage(kb, subscription_id, trial_day) == [{"unitType": "storage-gb", "amount": 1}]
+
+        assert kb.client.put("/1.0/kb/test/clock", params={"days": 15, "timeoutSec": 10}).status_code == 200
+        until(lambda: account(kb, carol.tokens["user"]["id"])["accountBalance"] == 29)
+        assert carol.post("/api/v1/billing/payment-method", json={"kind": "external"}).status_code == 201
+        until(lambda: account(kb, carol.tokens["user"]["id"])["accountBalance"] == 0)
+        assert platform.billing.revenue(platform) == 29  # running and past its trial
+        platform.auth.ensure_operator("ops@example.com", "operator-pass")
+        desk = app.test_client()
+        form_login(desk, "ops@example.com", "operator-pass")
+        assert '<strong id="mrr">29 EUR</strong>' in desk.get("/admin/").text
+
+        platform.billing.sweep(platform)
+        day = kill_bill_today(kb)
+        assert usage(kb, subscription_id, day) == [{"unitType": "storage-gb", "amount": 1}]
+        platform.billing.sweep(platform)  # once a day: the same day reports nothing more
+        KillBill(platform.settings).sweep(platform)  # nor does a restarted worker (the tracking id is the day's)
+        assert usage(kb, subscription_id, day) == [{"unitType": "storage-gb", "amount": 1}]
+
+        # a month on, the invoice for the month after the trial charges its one GB-day (0.02 EUR), not the trial's
+        assert kb.client.put("/1.0/kb/test/clock", params={"days": 31, "timeoutSec": 10}).status_code == 200
+        assert until(lambda: usage_items(kb, account_id)) == [("basic-monthly-storage", 0.02)]
+    finally:
+        close(app)
+
+
+@pytest.fixture
+def site(workdir, killbill, kb):
+    """The platform as `odoosaas serve` runs it against Kill Bill, sweeping billing every second."""
+    app, port = billing_app(workdir, killbill, kb, billing_check_seconds=1), free_port()
+    platform, stop = app.extensions["odoosaas"], threading.Event()
+    worker = threading.Thread(target=Worker(platform).run, args=(stop,), daemon=True)
+    worker.start()
+    server = waitress.create_server(app, host="127.0.0.1", port=port, threads=4)
+    threading.Thread(target=server.run, daemon=True).start()
+    yield SimpleNamespace(url=f"http://127.0.0.1:{port}", app=app, platform=platform)
+    stop.set()
+    worker.join(30)
+    server.close()
+    close(app)
+
+
+def reload_until(page, selector: str, text: str, timeout: float = 60) -> None:
+    """The billing page does not poll: reload it until the sweep has done its part."""
+    deadline = time.monotonic() + timeout
+    while text not in page.locator(selector).inner_text():
+        assert time.monotonic() < deadline, f"{selector} never showed {text!r}"
+        time.sleep(0.5)
+        page.reload()
+
+
+def test_customer_sees_trial_unpaid_invoice_suspension_and_pays_on_the_billing_page(site, kb, browse):
+    http = site.app.test_client()
+    dana = Caller(http, "dana@example.com")
+    tenant_id = create(dana, "dana-shop")
+    until(lambda: tenant(dana, tenant_id)["status"] == "running", timeout=90)
+    trial_end = date.fromisoformat(subscription(kb, tenant_id)["startDate"]) + timedelta(days=14)
+
+    page = browse()
+    log_in(page, site, "dana@example.com")
+    page.get_by_role("link", name="New instance").click()
+    expect(page.get_by_label("Tier")).to_contain_text("basic: 29 EUR a month, 14-day trial (first instance)")
+    page.get_by_role("link", name="Billing").click()
+    instances = page.locator("table").first
+    expect(instances).to_contain_text("dana-shop")
+    expect(instances).to_contain_text("basic-monthly")
+    expect(instances.locator("tbody td").nth(3)).to_have_text("trial")
+    expect(instances.locator("tbody td").nth(4)).to_have_text(trial_end.isoformat())
+    expect(page.locator("table").nth(1)).to_contain_text("paid")  # the trial's 0 EUR invoice
+
+    # the trial ends unpaid: the worker's sweep suspends the instance, the page says so
+    assert kb.client.put("/1.0/kb/test/clock", params={"days": 15, "timeoutSec": 10}).status_code == 200
+    reload_until(page, "table >> nth=1", "unpaid")
+    reload_until(page, "table >> nth=0", "suspended")
+    expect(page.locator("table").nth(1).locator("tbody tr").last).to_contain_text("29.00 EUR")
+
+    page.get_by_role("button", name="Add the external payment method").click()
+    expect(page.get_by_text("External payment (bank transfer).")).to_be_visible()
+    reload_until(page, "table >> nth=0", "running")
+    assert "unpaid" not in page.locator("table").nth(1).inner_text()
+    assert page.locator("table").nth(0).locator("tbody td").nth(3).inner_text() == "evergreen"

@@ -151,12 +151,12 @@ def test_customer_creates_watches_uses_stops_starts_and_deletes_an_instance(site
     expect(page.get_by_role("heading", name="carol")).to_be_visible()
     page.evaluate("window.notReloaded = true")
     seen = watch_progress(page)
-    assert seen[-1] == ("running", 5, ("done",) * 5), seen
+    assert seen[-1] == ("running", 6, ("done",) * 6), seen
     assert any(status == "creating" and set(steps) != {"pending"} for status, _, steps in seen[:-1]), seen
     assert [done for _, done, _ in seen] == sorted(done for _, done, _ in seen), seen
     assert page.evaluate("window.notReloaded") is True  # htmx swapped the part in place
     expect(page.locator("ol.steps li")).to_have_text(
-        [re.compile(f"^{name}\\s+done") for name in ("Database", "Runtime", "Admin credentials", "Routing", "Ready")])
+        [re.compile(f"^{name}\\s+done") for name in ("Billing", "Database", "Runtime", "Admin credentials", "Routing", "Ready")])
     expect(page.locator("#live dl")).to_contain_text(re.compile(r"dedicated on ded-carol-\w+ \(chosen by rule tier:premium\)"))
 
     link = page.locator("#open")
@@ -181,7 +181,7 @@ def test_customer_creates_watches_uses_stops_starts_and_deletes_an_instance(site
     expect(page.get_by_text("No instances yet.")).to_be_visible(timeout=SLOW)
 
     page.get_by_role("button", name="Log out").click()
-    expect(page).to_have_url(site.url + "/")
+    expect(page).to_have_url(site.url + "/login")  # the start page, signed out
     page.goto(site.url + "/instances/")
     expect(page.get_by_role("heading", name="Log in")).to_be_visible()
 

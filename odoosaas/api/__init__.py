@@ -1,10 +1,10 @@
 """The JSON API under /api/v1: thin routes over the domain; one error envelope everywhere."""
 from flask import current_app, g, jsonify, make_response, request
 from pydantic import ValidationError
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, UnsupportedMediaType
 
 from odoosaas.api.schemas import Error
-from odoosaas.errors import ApiError, Forbidden, Unauthenticated
+from odoosaas.errors import ApiError, Invalid, Unauthenticated
 
 BEARER = [{"bearer": []}]
 PUBLIC = ("/api/v1/auth/", "/api/v1/subdomains/", "/api/v1/plans", "/api/v1/billing/notifications",
@@ -42,15 +42,11 @@ def current_user():
     return g.user
 
 
-def current_admin():
-    user = current_user()
-    if not user.is_admin:
-        raise Forbidden("Operators only.")
-    return user
-
-
-def error_response(status: int, code: str, message: str, fields: dict | None = None):
-    return make_response(jsonify(ApiError(message, code, fields).envelope()), status)
+def as_api_error(exc: HTTPException) -> ApiError:
+    """An HTTP exception (werkzeug's, Flask-Limiter's 429) as the platform's error, rendered like any other."""
+    error = ApiError(exc.description or exc.name, HTTP_CODES.get(exc.code, "error"))
+    error.status = exc.code or 500
+    return error
 
 
 def validation_failed(exc: ValidationError):
@@ -58,25 +54,17 @@ def validation_failed(exc: ValidationError):
     for problem in exc.errors():
         name = ".".join(str(part) for part in problem["loc"]) or "body"
         fields.setdefault(name, "unknown field" if problem["type"] == "extra_forbidden" else problem["msg"])
-    return error_response(400, "invalid", "Some fields are missing or invalid.", fields)
+    return make_response(jsonify(Invalid("Some fields are missing or invalid.", fields=fields).envelope()), 400)
 
 
 def require_json():
     """Bodies are JSON objects: wrong content type 415, malformed JSON 400."""
-    if request.method not in ("POST", "PUT", "PATCH") or not request.path.startswith("/api/") or not (
+    if request.method in ("POST", "PUT", "PATCH") and request.path.startswith("/api/") and (
             request.content_length or request.data):
-        return None
-    if not request.is_json:
-        return error_response(415, "unsupported_media_type", "Send JSON with Content-Type: application/json.")
-    if not isinstance(request.get_json(silent=True), dict):
-        return error_response(400, "invalid", "The body is not a JSON object.", {"body": "malformed JSON"})
-    return None
-
-
-def handle_error(exc: ApiError | HTTPException):
-    if isinstance(exc, ApiError):
-        return error_response(exc.status, exc.code, exc.message, exc.fields)
-    return error_response(exc.code or 500, HTTP_CODES.get(exc.code, "error"), exc.description or exc.name)
+        if not request.is_json:
+            raise UnsupportedMediaType("Send JSON with Content-Type: application/json.")
+        if not isinstance(request.get_json(silent=True), dict):
+            raise Invalid("The body is not a JSON object.", fields={"body": "malformed JSON"})
 
 
 def authenticate_first():

@@ -5,17 +5,16 @@ from typing import Literal
 from flask_openapi3 import APIBlueprint, Tag
 from pydantic import BaseModel, Field
 
-from odoosaas.api import BEARER, BODY, SIGNED_IN, current_admin, fails, platform
-from odoosaas.api.schemas import AdminFilter, Body, Items, OperationAnswer, Overview, RequestAnswer, TenantAnswer, TenantPath
+from odoosaas.api import BEARER, BODY, SIGNED_IN, current_user, fails, platform
+from odoosaas.api.schemas import (AdminFilter, Items, MoveRequest, OperationAnswer, Overview, RequestAnswer,
+                                  TenantAnswer, TenantPath)
+from odoosaas.errors import Forbidden
 from odoosaas.reconcile import operations
+from odoosaas.store.models import Tenant
 from odoosaas.tenants import fleet, moves, service
 
 # 403: not an operator
 bp = APIBlueprint("admin", __name__, url_prefix="/api/v1/admin", abp_tags=[Tag(name="admin")], abp_responses=SIGNED_IN)
-
-
-class MoveTarget(Body):
-    target_strategy: Literal["shared", "dedicated"]
 
 
 class MoveAction(BaseModel):
@@ -29,7 +28,8 @@ class MoveFilter(BaseModel):
 
 @bp.before_request
 def operators_only():  # before the query is checked: a customer learns nothing more than 403
-    current_admin()
+    if not current_user().is_admin:
+        raise Forbidden("Operators only.")
 
 
 @bp.get("/tenants", security=BEARER, responses={200: Items})
@@ -56,18 +56,19 @@ def db_servers():
         return {"items": fleet.db_servers(db)}
 
 
-@bp.post("/tenants/<tenant_id>/migrate", security=BEARER,
-         responses={202: OperationAnswer, **BODY, **fails(404, 409)})
-def migrate(path: TenantPath, body: MoveTarget):
-    operation = moves.start(platform(), current_admin(), path.tenant_id, body.target_strategy)
+@bp.post("/tenants/<tenant_id>/migrate", security=BEARER, responses={202: OperationAnswer, **BODY, **fails(404, 409)})
+def migrate(path: TenantPath, body: MoveRequest):
+    """Move a running tenant now (PA-5); the body is a customer's request's: the target and, optionally, why."""
+    operation = moves.start(platform(), current_user(), path.tenant_id, body.target_strategy, body.reason)
     return {"operation": operations.public(operation)}, 202
 
 
 @bp.get("/migrations", security=BEARER, responses={200: Items})
 def migrations(query: MoveFilter):
-    """Moves and customers' requests, newest first; `status` as in a request (pending: awaiting approval)."""
+    """Moves and customers' requests, newest first, with their tenant's subdomain; `status` as in a request
+    (pending: awaiting approval)."""
     with platform().store.session() as db:
-        items = [moves.public(o) for o in moves.moves_of(db)]
+        items = [{**moves.public(o), "subdomain": db.get(Tenant, o.tenant_id).subdomain} for o in moves.moves_of(db)]
     return {"items": [item for item in items if item["status"] == query.status or not query.status]}
 
 

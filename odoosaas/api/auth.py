@@ -8,8 +8,7 @@ from odoosaas.limits import rate_limited
 from odoosaas.reconcile import operations
 
 # Every call may find the account service (Supabase) unreachable: 503.
-bp = APIBlueprint("auth", __name__, url_prefix="/api/v1", abp_tags=[Tag(name="auth")],
-                  abp_responses=fails(503))
+bp = APIBlueprint("auth", __name__, url_prefix="/api/v1", abp_tags=[Tag(name="auth")], abp_responses=fails(503))
 SESSION = {200: Tokens, **BODY, **fails(401, 403, 429)}  # 403: Supabase suspended the account
 
 
@@ -64,4 +63,4 @@ def me():
 
 @bp.patch("/me", security=BEARER, responses={200: UserAnswer, **BODY, **SIGNED_IN})
 def update_me(body: Profile):
-    return {"user": public_user(platform().auth.update_profile(bearer_token(), body.model_dump()))}
+    return {"user": public_user(platform().auth.update_profile(bearer_token(), body.model_dump(exclude_none=True)))}

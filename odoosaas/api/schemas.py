@@ -3,7 +3,7 @@ answers' shapes for the OpenAPI document."""
 from typing import Annotated, Literal
 
 from email_validator import SPECIAL_USE_DOMAIN_NAMES
-from pydantic import BaseModel, BeforeValidator, ConfigDict, EmailStr, Field, StrictBool, create_model, field_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, EmailStr, Field, StrictBool, create_model
 
 from odoosaas import apps
 from odoosaas.tenants import domains, rules
@@ -17,6 +17,15 @@ SUBDOMAIN = {"minLength": 3, "maxLength": 30, "pattern": "^[a-z](-?[a-z0-9])*$",
              "not": {"enum": sorted(rules.RESERVED)}}
 # A JSON number (or the dashboard's text), never true or false (None fails as "should be a valid number")
 Number = Annotated[float, BeforeValidator(lambda value: None if isinstance(value, bool) else value)]
+
+
+def refused_by(problem_of, message: str = "{}") -> AfterValidator:
+    """A check that refuses a value `problem_of` finds a problem with, saying it in `message`."""
+    def check(value: str) -> str:
+        if problem := problem_of(value):
+            raise ValueError(message.format(problem))
+        return value
+    return AfterValidator(check)
 
 
 class Body(BaseModel):
@@ -53,7 +62,7 @@ class Profile(Body):
 
 
 class TenantRequest(Body):
-    subdomain: str = Field(json_schema_extra=SUBDOMAIN)
+    subdomain: Annotated[str, refused_by(rules.subdomain_problem)] = Field(json_schema_extra=SUBDOMAIN)
     admin_email: Email
     admin_password: str = Password
     tier: Literal["basic", "standard", "premium", "enterprise"] = "basic"
@@ -62,14 +71,6 @@ class TenantRequest(Body):
     high_performance: StrictBool = False  # JSON's true, not 1 or "yes"
     expected_data_gb: Number = Field(0, ge=0, le=100_000)
     modules: list[str] = Field([], max_length=50)
-
-    @field_validator("subdomain")
-    @classmethod
-    def _subdomain(cls, value: str) -> str:
-        problem = rules.subdomain_problem(value)
-        if problem:
-            raise ValueError(problem)
-        return value
 
 
 class ModuleNames(Body):
@@ -94,14 +95,8 @@ class MoveRequest(Body):
 
 
 class DomainRequest(Body):
-    name: str = Field(json_schema_extra={"minLength": 4, "maxLength": 254, "pattern": domains.HOSTNAME})
-
-    @field_validator("name")
-    @classmethod
-    def _name(cls, value: str) -> str:
-        if problem := domains.name_problem(value):
-            raise ValueError(f"The domain {problem}.")
-        return value
+    name: Annotated[str, refused_by(domains.name_problem, "The domain {}.")] = Field(
+        json_schema_extra={"minLength": 4, "maxLength": 254, "pattern": domains.HOSTNAME})
 
 
 class TenantPath(BaseModel):

@@ -61,23 +61,17 @@ def move_requests(path: TenantPath):
     return {"items": moves.asked(platform(), current_user(), path.tenant_id)}
 
 
-@bp.delete("/tenants/<tenant_id>", security=BEARER, responses=CHANGE)
-def delete(path: TenantPath):
-    return change(path, "delete")
+def change(action: str):
+    """The route that asks for `action` (delete, stop, start) on the caller's instance."""
+    def view(path: TenantPath):
+        return {"tenant": service.public(service.change(platform(), current_user(), path.tenant_id, action))}, 202
+    view.__name__ = action  # the endpoint's and the operation's name
+    return view
 
 
-@bp.post("/tenants/<tenant_id>/stop", security=BEARER, responses=CHANGE)
-def stop(path: TenantPath):
-    return change(path, "stop")
-
-
-@bp.post("/tenants/<tenant_id>/start", security=BEARER, responses=CHANGE)
-def start(path: TenantPath):
-    return change(path, "start")
-
-
-def change(path: TenantPath, action: str):
-    return {"tenant": service.public(service.change(platform(), current_user(), path.tenant_id, action))}, 202
+bp.delete("/tenants/<tenant_id>", security=BEARER, responses=CHANGE)(change("delete"))
+bp.post("/tenants/<tenant_id>/stop", security=BEARER, responses=CHANGE)(change("stop"))
+bp.post("/tenants/<tenant_id>/start", security=BEARER, responses=CHANGE)(change("start"))
 
 
 @bp.post("/tenants/<tenant_id>/admin-password", security=BEARER, responses=CHANGE)

@@ -90,7 +90,6 @@ def tenant_connection(spec) -> psycopg.Connection:
 
 
 class OdooTemplate:
-    name = "odoo"
     health_path = "/web/health"
 
     def create_database(self, conn, server: dict, name: str, spec, clone: bool) -> None:
@@ -191,17 +190,16 @@ def build_template(conn, server: dict) -> None:
     ops.drop_database(conn, building)
     ops.ensure_role(conn, TEMPLATE_DB, password, 5)
     ops.create_database(conn, building, server["user"])  # owned by no tenant
-    with ops.connect(server, building) as inside:
+    with ops.connect(server, building) as inside, tempfile.TemporaryDirectory() as scratch:
         inside.execute(sql.SQL("GRANT CREATE ON SCHEMA public TO {}").format(sql.Identifier(TEMPLATE_DB)))
-    with tempfile.TemporaryDirectory() as scratch:
         values = {**db_options({**server, "user": TEMPLATE_DB, "password": password}), "db_name": building,
                   "data_dir": scratch, "without_demo": "all"}
         run(write_config(Path(scratch) / "odoo.conf", values), "-i", "base")
-        with ops.connect(server, building) as inside:  # its files (logo, flags, icons) into the database
-            for row_id, name in inside.execute("SELECT id, store_fname FROM ir_attachment "
-                                               "WHERE store_fname IS NOT NULL").fetchall():
-                inside.execute("UPDATE ir_attachment SET db_datas = %s, store_fname = NULL WHERE id = %s",
-                               ((Path(scratch) / "filestore" / building / name).read_bytes(), row_id))
+        # then its files (logo, flags, icons) into the database
+        for row_id, name in inside.execute("SELECT id, store_fname FROM ir_attachment "
+                                           "WHERE store_fname IS NOT NULL").fetchall():
+            inside.execute("UPDATE ir_attachment SET db_datas = %s, store_fname = NULL WHERE id = %s",
+                           ((Path(scratch) / "filestore" / building / name).read_bytes(), row_id))
     ops.seal_template(conn, building, TEMPLATE_DB, TEMPLATE_DB)
 
 

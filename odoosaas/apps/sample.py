@@ -25,7 +25,6 @@ def connect(database: dict) -> psycopg.Connection:
 
 
 class SampleTemplate:
-    name = "sample"
     health_path = "/web/health"
 
     def local_command(self, spec, workdir: Path, port: int) -> tuple[list[str], dict]:
@@ -47,7 +46,6 @@ class SampleTemplate:
             conn.execute("INSERT INTO sample_admin VALUES (1, %s, %s) ON CONFLICT (id) DO UPDATE "
                          "SET login = excluded.login, password = excluded.password",
                          (spec.admin_email, pbkdf2_sha512(spec.admin_password, 29000)))
-
 
     def k8s(self, spec, settings) -> Workload:
         """The platform's own image runs it; the config (with the password) is a Secret file."""

@@ -8,7 +8,7 @@ Both have these verbs, and raise the API's errors (odoosaas/errors.py):
 - `authenticate(access_token) -> User`: a check of the token here, for reads;
   `verify_live(access_token) -> User`: also asks the provider (not banned, deleted or logged out),
   for calls that change something;
-- `update_profile(access_token, {full_name, company}) -> User`;
+- `update_profile(access_token, {full_name?, company?}) -> User` (the fields to change);
   `ensure_operator(email, password) -> User`: `create-admin` and `ODOOSAAS_ADMIN_EMAIL`.
 
 Users always have a row in the store, so tenants keep an owner whatever the provider.

@@ -96,7 +96,8 @@ class BuiltinProvider:
             if reused:
                 family.revoked_at = now()  # an old token came back: someone may have copied it
             elif live:
-                successor = self._successor(refresh_token)  # the same one again for a second tab
+                # derived from the token, so a second tab refreshing it within the grace gets the same one
+                successor = f"{session_id}.{hmac.new(self.chain_key, refresh_token.encode(), 'sha256').hexdigest()}"
                 if current:
                     family.previous_hash, family.rotated_at = family.token_hash, now()
                     family.token_hash = digest(successor)
@@ -109,10 +110,6 @@ class BuiltinProvider:
         """The token rotated away a moment ago: two tabs refreshing at once, not a thief."""
         return bool(family.previous_hash and family.rotated_at and now() - family.rotated_at < REUSE_INTERVAL
                     and secrets.compare_digest(family.previous_hash, digest(refresh_token)))
-
-    def _successor(self, refresh_token: str) -> str:
-        mac = hmac.new(self.chain_key, refresh_token.encode(), "sha256").hexdigest()
-        return f"{refresh_token.partition('.')[0]}.{mac}"
 
     def _issue(self, user: User, family_id: str, refresh_token: str) -> dict:
         ttl = self.settings.access_token_ttl
@@ -173,16 +170,13 @@ class BuiltinProvider:
     def update_profile(self, access_token: str, changes: dict) -> User:
         with self.store.session() as db:
             row = db.get(User, self.authenticate(access_token).id)
-            for field in ("full_name", "company"):
-                if changes.get(field) is not None:
-                    setattr(row, field, changes[field])
+            for field, value in changes.items():  # full_name, company (the API's Profile)
+                setattr(row, field, value)
         return row
 
     def ensure_operator(self, email: str, password: str) -> User:
         with self.store.session() as db:
-            user = db.scalar(select(User).where(User.email == email.lower()))
-            if user is None:
-                user = User(email=email.lower())
-                db.add(user)
+            user = db.scalar(select(User).where(User.email == email.lower())) or User(email=email.lower())
+            db.add(user)  # a no-op for a row the session holds already
             user.is_admin, user.password_hash = True, self.hasher.hash(password)
         return user

@@ -74,14 +74,12 @@ class SupabaseProvider:
 
     def _claims(self, access_token: str) -> dict:
         try:
-            if jwt.get_unverified_header(access_token).get("alg") == "HS256":
-                if not self.settings.supabase_jwt_secret:  # an empty HMAC key would let anyone sign
-                    raise jwt.InvalidKeyError("no JWT secret configured")
-                key, algorithms = self.settings.supabase_jwt_secret, ["HS256"]
-            else:
-                key, algorithms = self.jwks.get_signing_key_from_jwt(access_token).key, ["RS256", "ES256"]
-            claims = jwt.decode(access_token, key, algorithms=algorithms, audience=AUDIENCE, issuer=self.issuer,
-                                options={"require": ["exp", "sub", "aud", "iss"]})
+            hs256 = jwt.get_unverified_header(access_token).get("alg") == "HS256"
+            # HS256 without a secret configured: PyJWT (2.13 on) refuses the empty key, which would let anyone sign;
+            # passing the audience and issuer makes their claims required too
+            key = self.settings.supabase_jwt_secret if hs256 else self.jwks.get_signing_key_from_jwt(access_token).key
+            claims = jwt.decode(access_token, key, algorithms=["HS256"] if hs256 else ["RS256", "ES256"],
+                                audience=AUDIENCE, issuer=self.issuer, options={"require": ["exp", "sub"]})
         except jwt.ExpiredSignatureError:
             raise Unauthenticated("The access token has expired.") from None
         except jwt.PyJWTError:
@@ -137,8 +135,7 @@ class SupabaseProvider:
         return self._mirror(self._call("GET", "/user", token=access_token))
 
     def update_profile(self, access_token: str, changes: dict) -> User:
-        data = {field: value for field, value in changes.items() if value is not None}
-        return self._mirror(self._call("PUT", "/user", token=access_token, json={"data": data}))
+        return self._mirror(self._call("PUT", "/user", token=access_token, json={"data": changes}))
 
     def request_reset(self, email: str) -> None:
         self._call("POST", "/recover", params={"redirect_to": f"{self.settings.portal_url}/reset-password"},

@@ -2,7 +2,8 @@
 
 `check_create(db, user, tier)` is asked before an instance is made (it raises to refuse);
 `created(tenant)`/`deleted(tenant)` are told after; `signed_up(user)` after a signup; `reconcile(ctx)` is the
-reconciler's `billing` step; `sweep(platform)` runs periodically, sooner once `woken` is set.
+reconciler's `billing` step; `sweep(platform)` runs periodically, sooner once `woken` is set;
+`revenue(platform)` is the operators' monthly recurring revenue (None when unknown).
 """
 import dataclasses
 import threading
@@ -38,6 +39,9 @@ class FreeTier:
 
     def overview(self, platform, user) -> dict:
         return {"account": None, "subscriptions": [], "invoices": [], "payment_method": None}
+
+    def revenue(self, platform) -> float | None:
+        return 0
 
     def add_payment_method(self, platform, user) -> dict:
         raise Conflict("The free tier takes no payments.", "not_billed")

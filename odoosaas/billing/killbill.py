@@ -2,8 +2,9 @@
 tenant (external key: the tenant id) made by the reconciler's `billing` step, the catalog uploaded when the
 repo's is newer. Kill Bill is the record: the sweep re-reads balances, callbacks only make it run sooner."""
 import logging
+import math
 import xml.etree.ElementTree as ElementTree
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -12,7 +13,7 @@ from sqlalchemy import select
 from odoosaas.billing import FreeTier
 from odoosaas.errors import ApiError, TemporaryError
 from odoosaas.store.models import Tenant
-from odoosaas.tenants import service
+from odoosaas.tenants import fleet, rules, service
 
 log = logging.getLogger(__name__)
 CATALOG = Path(__file__).with_name("catalog.xml")
@@ -31,6 +32,7 @@ class KillBill(FreeTier):
             "X-Killbill-ApiKey": settings.killbill_api_key, "X-Killbill-ApiSecret": settings.killbill_api_secret,
             "X-Killbill-CreatedBy": "odoosaas"}, auth=(settings.killbill_user, settings.killbill_password))
         self.catalog_ready = False
+        self.reported: dict[str, str] = {}  # tenant id -> the last day its storage was reported
 
     def call(self, method: str, path: str, **kwargs):
         """The answer's JSON; None for a 404 or an empty body."""
@@ -38,7 +40,8 @@ class KillBill(FreeTier):
             answer = self.http.request(method, path, **kwargs)
         except httpx.HTTPError as exc:
             raise Unavailable(f"The billing service is unreachable ({type(exc).__name__}).") from None
-        if answer.status_code >= 400 and answer.status_code != 404:
+        # a usage record's repeat (its tracking id is known) is no error: the usage was recorded
+        if answer.status_code >= 400 and answer.status_code != 404 and "record with tracking ID" not in answer.text:
             raise Unavailable(f"The billing service answered {answer.status_code} to {method} {path}.")
         return answer.json() if answer.status_code != 404 and answer.content else None
 
@@ -83,11 +86,28 @@ class KillBill(FreeTier):
             self.call("PUT", path, json={"planName": tenant.tier + family})
 
     def sweep(self, platform) -> None:
-        """Suspend the instances of accounts with an unpaid balance, resume them once it is paid."""
+        """Suspend the instances of accounts with an unpaid balance, resume them once paid; report storage."""
+        # Kill Bill's day (its test clock in test mode; the call answers real time otherwise), else today in UTC
+        day = (self.call("GET", "/1.0/kb/test/clock") or {"localDate": str(datetime.now(UTC).date())})["localDate"]
         with platform.store.session() as db:
-            owners = set(db.scalars(select(Tenant.owner_id).where(Tenant.desired.in_(("running", "suspended")))))
-        for owner_id in owners:
-            self.settle(platform, owner_id)
+            tenants = list(db.scalars(select(Tenant).where(Tenant.desired.in_(("running", "suspended")))))
+            for owner_id in {tenant.owner_id for tenant in tenants}:  # first: a failed report must not hold it up
+                self.settle(platform, owner_id)
+            for tenant in filter(lambda tenant: self.reported.get(tenant.id) != day, tenants):
+                self.report_storage(platform, tenant, day)
+
+    def report_storage(self, platform, tenant: Tenant, day: str) -> None:
+        """The day's started GBs above the tier's allowance as `storage-gb` usage; the tracking id
+        `<tenant>-<day>` makes a second report of the day (a restart, another worker) a no-op."""
+        size = fleet.database_usage(platform, tenant)["db_size_bytes"]
+        gb = math.ceil((size or 0) / 2 ** 30 - rules.resources(tenant.tier, platform.settings.tiers).storage_gb)
+        subscription = gb > 0 and self.call("GET", "/1.0/kb/subscriptions", params={"externalKey": tenant.id})
+        if subscription:
+            self.call("POST", "/1.0/kb/usages", json={
+                "subscriptionId": subscription["subscriptionId"], "trackingId": f"{tenant.id}-{day}",
+                "unitUsageRecords": [{"unitType": "storage-gb", "usageRecords": [{"recordDate": day, "amount": gb}]}]})
+        if size is not None:
+            self.reported[tenant.id] = day
 
     def settle(self, platform, owner_id: str) -> None:
         account = self.call("GET", "/1.0/kb/accounts", params={"externalKey": owner_id, "accountWithBalance": "true"})
@@ -115,6 +135,18 @@ class KillBill(FreeTier):
         self.settle(platform, user.id)
         return {"kind": "external"}
 
+    def revenue(self, platform) -> float | None:
+        """Monthly recurring revenue: the plan prices of running instances past their trial (None: unreachable)."""
+        with platform.store.session() as db:
+            running = set(db.scalars(select(Tenant.id).where(Tenant.status == "running")))
+        prices = {plan["tier"]: plan["price"] for plan in self.plans(platform.settings)}
+        try:
+            bundles = self.call("GET", "/1.0/kb/bundles/pagination", params={"limit": 10 ** 9})
+        except Unavailable:
+            return None
+        return sum(prices[s["productName"]] for bundle in bundles for s in bundle["subscriptions"]
+                   if s["externalKey"] in running and s["phaseType"] == "EVERGREEN")
+
     def plans(self, settings) -> list[dict]:
         catalog = {plan.findtext("product"): plan for plan in ElementTree.parse(CATALOG).getroot().iter("plan")
                    if plan.get("name", "").endswith("-monthly")}
@@ -132,8 +164,8 @@ def first_instance(platform, tenant: Tenant) -> bool:
 
 def subscription_view(subscription: dict) -> dict:
     trial_end = next((e["effectiveDate"] for e in subscription["events"] if e["eventType"] == "PHASE"), None)
-    active = subscription["state"] == "ACTIVE"  # a cancelled one has no next invoice
     next_invoice = max(filter(None, (subscription["chargedThroughDate"], trial_end)), default=None)
+    # a cancelled one has no next invoice
     return {"tenant_id": subscription["externalKey"], "plan": subscription["planName"],
             "phase": subscription["phaseType"].lower(), "state": subscription["state"].lower(), "trial_end": trial_end,
-            "next_invoice_date": next_invoice if active else None}
+            "next_invoice_date": next_invoice if subscription["state"] == "ACTIVE" else None}

@@ -1,7 +1,7 @@
 """Runtime drivers: where tenants' databases, apps and routes really live.
 
 One interface for every runtime (`local.py`, `k8s/`); the reconciler calls these verbs, each idempotent:
-- `name`; `ping()`; `nodes() -> list[str]`;
+- `ping()`; `nodes() -> list[str]`;
 - `server_address(name, kind, subdomain) -> (host, port)`; `ensure_db_server(server, admin: dict, spec)`;
   `delete_db_server(server)`;
 - `apply(tenant, spec)`: runtime objects, running; `route(tenant, spec) -> public URL`; `stop(tenant)`;
@@ -15,7 +15,6 @@ from dataclasses import dataclass
 class Observed:
     ready: bool
     node: str = ""
-    url: str = ""
     detail: str = ""
 
 

@@ -18,7 +18,7 @@ import psutil
 
 from odoosaas import apps
 from odoosaas.drivers import Observed
-from odoosaas.drivers.supervisor import Supervised, marked
+from odoosaas.drivers.supervisor import Supervised, end, marked
 from odoosaas.errors import PermanentError, TemporaryError
 from odoosaas.pg.clusters import Cluster, free_port, pg_bin, unreachable
 
@@ -45,6 +45,13 @@ def locked(path: Path):
         yield
 
 
+def answers(url: str, headers: dict) -> bool:
+    """The URL answers 200 within 2 s."""
+    with contextlib.suppress(httpx.HTTPError):
+        return httpx.get(url, headers=headers, timeout=2).status_code == 200
+    return False
+
+
 def listener(port: int) -> int | None:
     """The process listening on a loopback TCP port, if any."""
     return next((c.pid for c in psutil.net_connections("tcp") if c.status == psutil.CONN_LISTEN
@@ -52,17 +59,15 @@ def listener(port: int) -> int | None:
 
 
 class LocalDriver:
-    name = "local"
-
     def __init__(self, settings):
-        self.settings = settings
-        self.root = settings.data_dir
+        self.settings, self.root = settings, settings.data_dir
         self.node = socket.gethostname()
         self.apps: dict[str, Supervised] = {}
         self.lock = threading.Lock()
         self.traefik = find_traefik(settings) if settings.traefik_port else ""
         self.edge: Supervised | None = None
-        (self.root / "logs").mkdir(exist_ok=True)
+        for folder in ("logs", "traefik"):
+            (self.root / folder).mkdir(exist_ok=True)
         self.presence = None  # a shared lock on the data dir while this worker runs
         self.closed = False
 
@@ -87,14 +92,15 @@ class LocalDriver:
         return "127.0.0.1", free_port()
 
     def ensure_db_server(self, server, admin: dict, spec=None) -> None:
-        with socket.socket() as probe:  # cheap check first: a listening server needs nothing
-            probe.settimeout(0.5)
-            if probe.connect_ex(("127.0.0.1", server.port)) == 0:
-                return
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", server.port), timeout=0.5):
+            return  # cheap check first: a listening server needs nothing
         with locked(self.root / "clusters.lock"):  # two tenants placed on a new server must not both initdb it
-            if self.closed:
-                raise TemporaryError("the platform is stopping", delay=1)
+            self._refuse_when_closed()
             Cluster(self.root / "pg" / server.name).ensure(server.port, admin["user"], admin["password"])
+
+    def _refuse_when_closed(self) -> None:
+        if self.closed:
+            raise TemporaryError("the platform is stopping", delay=1)
 
     def delete_db_server(self, server) -> None:
         Cluster(self.root / "pg" / server.name).destroy()
@@ -130,8 +136,7 @@ class LocalDriver:
                          spec.resources.memory_mb, workdir / "supervisor")
         app.resources = spec.resources
         with self.lock:
-            if self.closed:
-                raise TemporaryError("the platform is stopping", delay=1)
+            self._refuse_when_closed()
             app.start()
             self.apps[tenant.id] = app
 
@@ -141,7 +146,7 @@ class LocalDriver:
             app = self.apps.pop(tenant.id, None)
         if app:
             app.stop()
-        Supervised.end_orphans(tenant.id)
+        each(end, marked(tenant.id))  # its processes that outlived a crashed worker
         self._route_file(tenant).unlink(missing_ok=True)  # its port may serve someone else later
 
     def delete(self, tenant) -> None:
@@ -158,8 +163,9 @@ class LocalDriver:
             self._route_file(tenant).unlink(missing_ok=True)
             return f"http://127.0.0.1:{port}"
         host, name = f"{tenant.subdomain}.{self.settings.base_domain}", f"t-{tenant.subdomain}"
+        upstream = self.settings.portal_url if maintenance else f"http://127.0.0.1:{port}"
         config = {"routers": {name: {"rule": f"Host(`{host}`)", "service": name, "entryPoints": ["web"]}},
-                  "services": {name: {"loadBalancer": {"servers": [{"url": f"http://127.0.0.1:{port}"}]}}},
+                  "services": {name: {"loadBalancer": {"servers": [{"url": upstream}]}}},
                   "middlewares": {name: {"redirectScheme": {"scheme": "https",
                                                             "port": str(self.settings.traefik_tls_port)}}}}
         for index, (domain, certified) in enumerate(spec.domains.items()):  # HTTPS, and HTTP until certified
@@ -168,12 +174,10 @@ class LocalDriver:
             config["routers"][f"{key}-tls"] = {**rule, "entryPoints": ["websecure"], "tls": {"certResolver": "acme"}}
             config["routers"][key] = {**rule, "entryPoints": ["web"], "middlewares": [name] * certified}
         if maintenance:  # the portal's maintenance page (503) on every route, not Traefik's 404 or 502
-            config["services"][name]["loadBalancer"]["servers"] = [{"url": self.settings.portal_url}]
             config["middlewares"][f"{name}-down"] = {"replacePath": {"path": "/maintenance"}}
             for router in config["routers"].values():
                 router["middlewares"] = [f"{name}-down"]
         path = self._route_file(tenant)
-        path.parent.mkdir(exist_ok=True)
         staged = path.with_suffix(".tmp")  # Traefik watches the folder: never let it read half a file
         staged.write_text(json.dumps({"http": config}))  # JSON is YAML to Traefik's file provider
         staged.replace(path)
@@ -184,20 +188,14 @@ class LocalDriver:
         app = self.apps.get(tenant.id)
         if app is None or not app.running():
             return Observed(False, detail="the app process is not running")
-        port = self._port(tenant)
-        if listener(port) not in marked(tenant.id):  # whoever answers must be this tenant's own process
-            return Observed(False, detail="the app is starting")
-        health = apps.template(spec.app).health_path
-        checks = [(f"http://127.0.0.1:{port}{health}", {})]
+        port, health = self._port(tenant), apps.template(spec.app).health_path
+        checks = [(port, {})]
         if self.edge is not None:  # through Traefik too: the URL we hand out must already work
-            host = f"{tenant.subdomain}.{self.settings.base_domain}"
-            checks.append((f"http://127.0.0.1:{self.settings.traefik_port}{health}", {"Host": host}))
-        for url, headers in checks:
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(url, headers=headers, timeout=2).status_code == 200:
-                    continue
-            return Observed(False, detail="the app is starting")
-        return Observed(True, node=self.node)
+            checks.append((self.settings.traefik_port, {"Host": f"{tenant.subdomain}.{self.settings.base_domain}"}))
+        if listener(port) in marked(tenant.id) and all(  # whoever answers must be this tenant's own process
+                answers(f"http://127.0.0.1:{via}{health}", headers) for via, headers in checks):
+            return Observed(True, node=self.node)
+        return Observed(False, detail="the app is starting")
 
     def usage(self, tenant) -> dict:
         """What the app's processes hold now (resident memory); CPU is not sampled locally."""
@@ -212,10 +210,8 @@ class LocalDriver:
         """Run Traefik on the file provider (serve and tests); False when it is absent."""
         if not self.traefik or self.edge is not None:
             return self.edge is not None
-        folder = self.root / "traefik"
-        folder.mkdir(exist_ok=True)
-        argv = [self.traefik, f"--entryPoints.web.address=127.0.0.1:{self.settings.traefik_port}",
-                f"--providers.file.directory={folder}", "--providers.file.watch=true", "--log.level=WARN",
+        argv = [self.traefik, f"--entryPoints.web.address=127.0.0.1:{self.settings.traefik_port}", "--log.level=WARN",
+                f"--providers.file.directory={self.root / 'traefik'}", "--providers.file.watch=true",
                 "--providers.providersThrottleDuration=100ms",  # new tenants routable in ~0.1 s, not 2 s
                 "--global.checkNewVersion=false", "--global.sendAnonymousUsage=false", *self._tls_args()]
         # one edge per data dir: its mark must not match another platform's (or test's) Traefik

@@ -6,6 +6,7 @@ supervisor that starts ends any other process of its name first: exactly one pro
 names the latest supervisor of a name; an earlier one (another worker on this data dir) lets go.
 Secrets reach the child through its environment or 0600 files, never argv.
 """
+import contextlib
 import logging
 import os
 import resource
@@ -24,22 +25,18 @@ DIES_WITH_PARENT = ["setpriv", "--pdeathsig", "TERM", "--"] if shutil.which("set
 
 def alive(pid: int) -> bool:
     """Running, and not a zombie waiting for a parent that is gone."""
-    try:
+    with contextlib.suppress(OSError):
         return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z"
-    except OSError:
-        return False
+    return False
 
 
 def marked(name: str) -> list[int]:
     """Live processes started for `name`, by anyone (this worker or a dead one)."""
     found, mark = [], f"{MARK}={name}".encode()
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if mark in (entry / "environ").read_bytes().split(b"\0") and alive(int(entry.name)):
-                    found.append(int(entry.name))
-            except OSError:
-                continue
+    for environ in Path("/proc").glob("[0-9]*/environ"):
+        with contextlib.suppress(OSError):  # gone meanwhile
+            if mark in environ.read_bytes().split(b"\0") and alive(int(environ.parent.name)):
+                found.append(int(environ.parent.name))
     return found
 
 
@@ -66,20 +63,15 @@ class Supervised:
 
     def start(self) -> None:
         self.claim.write_text(self.token)
-        self.end_orphans(self.name)
+        for pid in marked(self.name):  # exactly one process of a name: an earlier one (an orphan) ends first
+            end(pid)
         self.thread.start()
 
     def claimed(self) -> bool:
         """Still ours to run: no later supervisor took it over, and its folder was not deleted."""
-        try:
+        with contextlib.suppress(OSError):
             return self.claim.read_text() == self.token
-        except OSError:
-            return False
-
-    @staticmethod
-    def end_orphans(name: str) -> None:
-        for pid in marked(name):
-            end(pid)
+        return False
 
     def _spawn(self) -> subprocess.Popen | None:
         """A new process, unless stopping, taken over, or impossible (its folder is gone, the program missing)."""

@@ -50,8 +50,7 @@ def _own(path: Path) -> None:
 
 class Cluster:
     def __init__(self, folder: Path):
-        self.folder = folder
-        self.data = folder / "data"
+        self.folder, self.data = folder, folder / "data"
 
     def ensure(self, port: int, superuser: str, password: str, max_connections: int = 300) -> None:
         """Create (again, if a crash left half a cluster) and start; idempotent."""

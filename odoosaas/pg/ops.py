@@ -31,8 +31,7 @@ def names(subdomain: str) -> str:
 
 
 def ensure_role(conn, role: str, password: str, connection_limit: int) -> None:
-    exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone()
-    verb = "ALTER" if exists else "CREATE"
+    verb = "ALTER" if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone() else "CREATE"
     conn.execute(sql.SQL("{} ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE CONNECTION LIMIT {} PASSWORD {}").format(
         sql.SQL(verb), sql.Identifier(role), sql.Literal(connection_limit), sql.Literal(password)))
 

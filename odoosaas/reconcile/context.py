@@ -22,27 +22,18 @@ def advance(steps: list[dict], name: str, state: str, detail: str = "") -> list[
     return None
 
 
-def step_age(steps: list[dict], name: str) -> float:
-    """Seconds since the step first started (it survives worker restarts)."""
-    started = next((s["started_at"] for s in steps or [] if s["name"] == name), None)
-    return (now() - datetime.fromisoformat(started)).total_seconds() if started else 0.0
-
-
 class Context:
     """A tenant's lifecycle pass: the plan of its desired state."""
     row = "tenant"
     record = property(lambda self: self.tenant)  # the row whose progress and retries this pass keeps
+    kind = property(lambda self: self.tenant.desired)  # which plan: the desired state
 
-    def __init__(self, platform, tenant: Tenant, skip: frozenset = frozenset()):
+    def __init__(self, platform, tenant: Tenant, skip: set | None = None):
         self.platform, self.tenant = platform, tenant
         self.generation = tenant.generation
         self.secrets = platform.box.open(tenant.secrets)
         self.resources = rules.Resources(**tenant.resources)
-        self.skip = skip  # steps this worker already did for this generation
-
-    @property
-    def kind(self) -> str:
-        return self.tenant.desired
+        self.skip = set() if skip is None else skip  # steps this worker already did for this generation
 
     def plan(self) -> list:
         from odoosaas.reconcile.steps import ACTIONS
@@ -53,9 +44,8 @@ class Context:
             return db.get(DbServer, server_id)
 
     def spec(self) -> Spec:
-        t = self.tenant
+        t, name = self.tenant, ops.names(self.tenant.subdomain)
         server = self.server(t.db_server_id)
-        name = ops.names(t.subdomain)
         database = {"host": server.host, "port": server.port, "dbname": name, "user": name,
                     "password": self.secrets["db_password"]}
         with self.platform.store.session() as db:
@@ -65,11 +55,11 @@ class Context:
                     database=database, admin_email=t.admin_email, admin_password=self.secrets["admin_password"],
                     url=url, modules=list(t.modules or []), domains=routed)
 
-    def save(self, **values) -> bool:
-        """Write tenant fields unless the user changed the desired state meanwhile (then False)."""
+    def save(self, force: bool = False, **values) -> bool:
+        """Write tenant fields unless the user changed the desired state meanwhile (then False), or `force`d."""
+        same = [Tenant.id == self.tenant.id] + ([] if force else [Tenant.generation == self.generation])
         with self.platform.store.session() as db:
-            done = db.execute(update(Tenant).where(Tenant.id == self.tenant.id, Tenant.generation == self.generation)
-                              .values(updated_at=now(), **values))
+            done = db.execute(update(Tenant).where(*same).values(updated_at=now(), **values))
         for key, value in values.items():
             setattr(self.tenant, key, value)
         return done.rowcount == 1
@@ -82,9 +72,13 @@ class Context:
         steps = advance(self.tenant.progress, name, state, detail)
         if steps is not None:
             self.save(progress=steps)
+        if state == "done":
+            self.skip.add(name)
 
     def step_age(self, name: str) -> float:
-        return step_age(self.record.progress, name)
+        """Seconds since the step first started (it survives worker restarts)."""
+        started = next((s["started_at"] for s in self.record.progress or [] if s["name"] == name), None)
+        return (now() - datetime.fromisoformat(started)).total_seconds() if started else 0.0
 
     def mark_server(self, server: DbServer, status: str) -> None:
         if server.status != status:
@@ -104,10 +98,6 @@ class Context:
                        attempts=0, lease_until=None):
             with self.platform.store.session() as db:
                 service.record(db, self.tenant, status, event or f"instance {status}")
-
-    @property
-    def attempts(self) -> int:
-        return self.record.attempts
 
     def retry(self, message: str, delay: float) -> None:
         self.save(status_detail=message, attempts=self.tenant.attempts + 1,

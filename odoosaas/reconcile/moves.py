@@ -8,12 +8,10 @@ source as it was at the switch (writes since are lost), the target and the repli
 finished (a crash during it never resumes the move)."""
 import time
 
-from sqlalchemy import update
-
 from odoosaas.errors import PermanentError, TemporaryError
 from odoosaas.pg import ops, replication
 from odoosaas.reconcile import operations, steps
-from odoosaas.store.models import Operation, Tenant
+from odoosaas.store.models import Operation
 from odoosaas.tenants import rules
 
 
@@ -26,8 +24,8 @@ def admin(ctx, which: str) -> dict:
     """The source's or target's superuser address; a server of ours is started (or made) first."""
     server = ctx.server(ctx.params[which])
     if server.managed:  # Kubernetes needs the tenant's spec: a dedicated server lives in its namespace
-        ctx.platform.driver.ensure_db_server(server, steps.server_admin(ctx.platform, server), ctx.spec())
-    return {**steps.server_admin(ctx.platform, server), "host": server.host, "port": server.port}
+        ctx.platform.driver.ensure_db_server(server, ctx.platform.box.open(server.secret), ctx.spec())
+    return {**ctx.platform.box.open(server.secret), "host": server.host, "port": server.port}
 
 
 def connect(ctx, which: str, tenant_db: bool = True):
@@ -51,9 +49,7 @@ def prepare(ctx) -> None:
     t, name = ctx.tenant, ops.names(ctx.tenant.subdomain)
     if "target" not in ctx.params:
         with steps.placement_lock, ctx.platform.store.session() as db:
-            server = steps.shared_server_with_room(ctx.platform, db) if ctx.params["target_strategy"] == "shared" \
-                else steps.new_server(ctx.platform, db, f"ded-{t.subdomain}-{ctx.operation.id[:6]}", "dedicated", 1,
-                                      t.subdomain)
+            server = steps.server_for(ctx.platform, db, ctx.params["target_strategy"], t.subdomain, ctx.operation.id)
             params = {**ctx.params, "target": server.id, "source": t.db_server_id, "source_strategy": t.db_strategy,
                       "source_reason": t.db_strategy_reason}
             db.get(Operation, ctx.operation.id).params = params  # with the new server's row: nothing leaks
@@ -102,11 +98,8 @@ def switch(ctx) -> None:
 
 
 def repoint(ctx, which: str, strategy: str, why: str) -> None:
-    values = {"db_server_id": ctx.params[which], "db_strategy": strategy, "db_strategy_reason": why}
-    with ctx.platform.store.session() as db:
-        db.execute(update(Tenant).where(Tenant.id == ctx.tenant.id).values(**values))
-    for key, value in values.items():
-        setattr(ctx.tenant, key, value)
+    """The tenant onto the source or target server, whatever the user changed meanwhile."""
+    ctx.save(force=True, db_server_id=ctx.params[which], db_strategy=strategy, db_strategy_reason=why)
 
 
 def unreplicate(ctx) -> None:

@@ -1,6 +1,6 @@
 """Operations: every long action besides a tenant's lifecycle is a row that the one worker runs
 as a flat list of idempotent steps for its kind. A new capability registers a step list here."""
-from contextlib import nullcontext
+from contextlib import nullcontext, suppress
 from datetime import timedelta
 
 from sqlalchemy import update
@@ -20,13 +20,13 @@ def register(kind: str, *steps: tuple, undo=None) -> None:
 
 
 def enqueue(platform, kind: str, tenant_id: str | None = None, params: dict | None = None,
-            secret: dict | None = None, requested_by: str | None = None, db=None, status="pending") -> Operation:
+            requested_by: str | None = None, db=None, status="pending") -> Operation:
     """Record an operation (in the caller's unit of work when `db` is given) and wake the worker; one
     `requested` waits for an operator's approval."""
     progress = [{"name": name, "state": "pending", "started_at": None, "finished_at": None, "detail": ""}
                 for name, _ in KINDS[kind]]
     operation = Operation(kind=kind, tenant_id=tenant_id, params=params or {}, progress=progress,
-                          secret=platform.box.seal(secret) if secret else "", requested_by=requested_by, status=status)
+                          requested_by=requested_by, status=status)
     with platform.store.session() if db is None else nullcontext(db) as unit:
         unit.add(operation)
     platform.wake()
@@ -48,17 +48,13 @@ class OperationContext(Context):
     """An operation's pass; `spec()` and the tenant helpers work when it concerns a tenant."""
     row = "operation"
     record = property(lambda self: self.operation)
+    kind = property(lambda self: self.operation.kind)
 
     def __init__(self, platform, operation: Operation, tenant: Tenant | None):
         self.platform, self.operation, self.tenant = platform, operation, tenant
         self.params = operation.params
-        self.secret = platform.box.open(operation.secret) if operation.secret else {}
         if tenant is not None:
             super().__init__(platform, tenant)
-
-    @property
-    def kind(self) -> str:
-        return self.operation.kind
 
     def plan(self) -> list:
         done = {s["name"] for s in self.operation.progress if s["state"] == "done"}
@@ -93,10 +89,8 @@ class OperationContext(Context):
 
 def send_password_reset(ctx) -> None:
     """Sent by the worker, not the request: the API answers alike for known and unknown emails."""
-    try:
-        ctx.platform.auth.request_reset(ctx.params["email"])
-    except TooManyRequests:
-        pass  # the provider mailed this address a moment ago (GoTrue's per-user interval): that link stands
+    with suppress(TooManyRequests):  # the provider mailed this address a moment ago (GoTrue's per-user interval):
+        ctx.platform.auth.request_reset(ctx.params["email"])  # that link stands
 
 
 def install_modules(ctx) -> None:

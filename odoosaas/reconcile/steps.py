@@ -14,10 +14,6 @@ from odoosaas.tenants import rules
 placement_lock = threading.Lock()  # one placement at a time in this process; rows are locked too
 
 
-def server_admin(platform, server: DbServer) -> dict:
-    return platform.box.open(server.secret)
-
-
 def new_server(platform, db, name: str, kind: str, capacity: int, subdomain: str = "") -> DbServer:
     """A managed server row: its address and superuser password are kept before it exists."""
     host, port = platform.driver.server_address(name, kind, subdomain)
@@ -34,17 +30,15 @@ def place(platform, tenant: Tenant) -> str:
         return tenant.db_server_id
     with placement_lock, platform.store.session() as db:
         row = db.get(Tenant, tenant.id, with_for_update=True)
-        if row.db_server_id:
-            return row.db_server_id
-        if row.db_strategy == "dedicated":
-            server = new_server(platform, db, f"ded-{row.subdomain}-{row.id[:6]}", "dedicated", 1, row.subdomain)
-        else:
-            server = shared_server_with_room(platform, db)
-        row.db_server_id = server.id
-        return server.id
+        if not row.db_server_id:
+            row.db_server_id = server_for(platform, db, row.db_strategy, row.subdomain, row.id).id
+        return row.db_server_id
 
 
-def shared_server_with_room(platform, db) -> DbServer:
+def server_for(platform, db, strategy: str, subdomain: str, unique: str) -> DbServer:
+    """A new server of its own (`unique` names it), or the least-loaded shared one with room, or a new shared one."""
+    if strategy == "dedicated":
+        return new_server(platform, db, f"ded-{subdomain}-{unique[:6]}", "dedicated", 1, subdomain)
     servers = {s.name: s for s in db.scalars(select(DbServer).where(
         DbServer.kind == "shared", DbServer.status != "deleted").with_for_update())}
     counts = dict(db.execute(select(Tenant.db_server_id, func.count()).where(Tenant.status != "deleted")
@@ -59,7 +53,7 @@ def shared_server_with_room(platform, db) -> DbServer:
 def ensure_database(ctx) -> None:
     ctx.tenant.db_server_id = place(ctx.platform, ctx.tenant)
     server = ctx.server(ctx.tenant.db_server_id)
-    admin = server_admin(ctx.platform, server)
+    admin = ctx.platform.box.open(server.secret)
     if server.managed:
         ctx.platform.driver.ensure_db_server(server, admin, ctx.spec())
         ctx.mark_server(server, "ready")
@@ -93,7 +87,7 @@ def ensure_ready(ctx, poll: float = 0.1) -> None:
         if time.monotonic() > deadline:
             raise TemporaryError(observed.detail or "waiting for the app to answer", delay=1)
         time.sleep(poll)
-    ctx.save(node=observed.node, url=observed.url or ctx.tenant.url)
+    ctx.save(node=observed.node)
 
 
 def remove_database(ctx, server_id: str | None = None) -> None:
@@ -106,7 +100,7 @@ def remove_database(ctx, server_id: str | None = None) -> None:
         ctx.mark_server(server, "deleted")
         return
     name = ops.names(ctx.tenant.subdomain)
-    with ops.connect({**server_admin(ctx.platform, server), "host": server.host, "port": server.port}) as conn:
+    with ops.connect({**ctx.platform.box.open(server.secret), "host": server.host, "port": server.port}) as conn:
         ops.drop(conn, name, name)
 
 

@@ -15,6 +15,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
+import psutil
 from sqlalchemy import or_, select, update
 
 from odoosaas.errors import PermanentError, TemporaryError
@@ -36,13 +37,8 @@ def backoff(delay: float, attempts: int) -> float:
 
 def owner_alive(owner: str) -> bool:
     """A lease owner is `host:pid:nonce`; on this host, is that worker's process still there?"""
-    try:
-        os.kill(int(owner.split(":")[1]), 0)
-        return True
-    except (ProcessLookupError, ValueError, IndexError):
-        return False
-    except PermissionError:
-        return True
+    pid = owner.split(":")[1:2]
+    return bool(pid) and pid[0].isdigit() and psutil.pid_exists(int(pid[0]))
 
 
 class Worker:
@@ -104,12 +100,11 @@ class Worker:
         """Reconcile in the calling thread until nothing is due (tests, CLI)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            claimed = self.claim(1)
-            for kind, row_id in claimed:
-                self.reconcile(kind, row_id)
-            if not claimed:
-                if not self.pending():
-                    return
+            if claimed := self.claim(1):
+                self.reconcile(*claimed[0])
+            elif not self.pending():
+                return
+            else:
                 time.sleep(0.05)
 
     def release_dead_host_leases(self) -> None:
@@ -205,9 +200,11 @@ class Worker:
                 self.unlease("tenant", tenant_id)
             self.platform.wake()
 
-    def skip(self, tenant: Tenant) -> frozenset:
-        generation, names = self.done.get(tenant.id, (None, set()))
-        return frozenset(names) if generation == tenant.generation else frozenset()
+    def skip(self, tenant: Tenant) -> set:
+        """Steps this worker did for the tenant's generation: not redone while a later one waits (e.g. readiness)."""
+        if self.done.get(tenant.id, (None,))[0] != tenant.generation:
+            self.done[tenant.id] = (tenant.generation, set())
+        return self.done[tenant.id][1]
 
     def drive(self, ctx) -> None:
         name = ""
@@ -218,13 +215,13 @@ class Worker:
                 ctx.step(name, "running")
                 action(ctx)
                 ctx.step(name, "done")
-                self.remember(ctx, name)
-                self.fault_point(f"{ctx.kind}:{name}")
+                if f"{ctx.kind}:{name}" == self.platform.settings.fault_after:  # tests kill the worker here
+                    os._exit(70)
             ctx.complete()
             self.settled(ctx)
         except TemporaryError as exc:
             ctx.step(name, "running", str(exc))
-            ctx.retry(str(exc), backoff(exc.delay, ctx.attempts))
+            ctx.retry(str(exc), backoff(exc.delay, ctx.record.attempts))
         except PermanentError as exc:
             log.warning("%s failed at %s: %s", ctx.kind, name, exc)
             ctx.step(name, "failed", str(exc))
@@ -232,19 +229,8 @@ class Worker:
             self.settled(ctx)
         except Exception as exc:  # a bug or an unforeseen outage: retry with backoff, keep the trace
             log.exception("%s: step %s raised", ctx.kind, name)
-            ctx.retry(f"{name}: unexpected {type(exc).__name__}; retrying", backoff(1, ctx.attempts))
-
-    def remember(self, ctx, name: str) -> None:
-        """Steps done for this generation are not redone while a later one waits (e.g. readiness)."""
-        if ctx.row == "tenant":
-            generation, names = self.done.get(ctx.tenant.id, (ctx.generation, set()))
-            self.done[ctx.tenant.id] = (ctx.generation, (names if generation == ctx.generation else set()) | {name})
+            ctx.retry(f"{name}: unexpected {type(exc).__name__}; retrying", backoff(1, ctx.record.attempts))
 
     def settled(self, ctx) -> None:
         if ctx.row == "tenant" and self.resync:
             self.resync.pop(ctx.tenant.id, None)
-
-    def fault_point(self, step: str) -> None:
-        """Tests kill the worker right after a step (ODOOSAAS_FAULT_AFTER)."""
-        if step == self.platform.settings.fault_after:
-            os._exit(70)

@@ -3,8 +3,10 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import create_engine, event
+from sqlalchemy import create_engine, event, inspect
 from sqlalchemy.orm import sessionmaker
+
+from odoosaas.store.models import Base
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -23,11 +25,16 @@ class Store:
         return self.sessions.begin()
 
     def upgrade(self) -> None:
-        config = Config()
-        config.set_main_option("script_location", str(MIGRATIONS))
+        """A new store is made from the models and stamped with the newest revision (Alembic's cookbook, "Building
+        an Up to Date Database from Scratch"); an older one runs the revisions it lacks."""
         with self.engine.begin() as connection:
-            config.attributes["connection"] = connection
-            command.upgrade(config, "head")
+            config = Config(attributes={"connection": connection})  # migrations/env.py runs on it
+            config.set_main_option("script_location", str(MIGRATIONS))
+            if inspect(connection).has_table("alembic_version"):
+                command.upgrade(config, "head")
+            else:
+                Base.metadata.create_all(connection)
+                command.stamp(config, "head")
 
     def ping(self) -> None:
         with self.engine.connect() as connection:

@@ -33,23 +33,28 @@ class Base(DeclarativeBase):
     type_annotation_map = {datetime: UTCDateTime}
 
 
+class Keyed:
+    """A generated UUID key and the row's creation time."""
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    created_at: Mapped[datetime] = mapped_column(default=now)
+
+
 class Scheduled:
-    """The reconciler's bookkeeping on a row it drives: retry schedule and lease."""
+    """The reconciler's bookkeeping on a row it drives: its steps' progress, retry schedule and lease."""
+    progress: Mapped[list] = mapped_column(JSON, default=list)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(default=now)
     lease_until: Mapped[datetime | None]
     lease_owner: Mapped[str | None] = mapped_column(String(100))
 
 
-class User(Base):
+class User(Keyed, Base):
     __tablename__ = "users"
-    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     email: Mapped[str] = mapped_column(String(320), unique=True)
     password_hash: Mapped[str | None] = mapped_column(String(200))
     full_name: Mapped[str] = mapped_column(String(200), default="")
     company: Mapped[str] = mapped_column(String(200), default="")
     is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
-    created_at: Mapped[datetime] = mapped_column(default=now)
 
 
 class AuthSession(Base):
@@ -72,9 +77,8 @@ class ResetToken(Base):
     used_at: Mapped[datetime | None]
 
 
-class DbServer(Base):
+class DbServer(Keyed, Base):
     __tablename__ = "db_servers"
-    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     name: Mapped[str] = mapped_column(String(63), unique=True)
     kind: Mapped[str] = mapped_column(String(16))  # shared | dedicated
     host: Mapped[str] = mapped_column(String(255), default="")
@@ -83,17 +87,13 @@ class DbServer(Base):
     capacity: Mapped[int] = mapped_column(Integer, default=50)
     managed: Mapped[bool] = mapped_column(Boolean, default=True)  # False: registered by an operator
     secret: Mapped[str] = mapped_column(Text, default="")  # encrypted admin DSN
-    created_at: Mapped[datetime] = mapped_column(default=now)
 
 
-class Tenant(Scheduled, Base):
+class Tenant(Keyed, Scheduled, Base):
     __tablename__ = "tenants"
-    __table_args__ = (
-        # A subdomain is unique among tenants that are not deleted, also under a race.
-        Index("uq_tenants_live_subdomain", "subdomain", unique=True,
-              sqlite_where=text("status != 'deleted'"), postgresql_where=text("status != 'deleted'")),
-    )
-    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    # A subdomain is unique among tenants that are not deleted, also under a race.
+    __table_args__ = (Index("uq_tenants_live_subdomain", "subdomain", unique=True,
+                            sqlite_where=text("status != 'deleted'"), postgresql_where=text("status != 'deleted'")),)
     owner_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
     subdomain: Mapped[str] = mapped_column(String(30))
     app: Mapped[str] = mapped_column(String(30))
@@ -116,8 +116,6 @@ class Tenant(Scheduled, Base):
     status: Mapped[str] = mapped_column(String(16), default="creating", index=True)
     status_detail: Mapped[str] = mapped_column(Text, default="")
     observed_generation: Mapped[int] = mapped_column(Integer, default=0)
-    progress: Mapped[list] = mapped_column(JSON, default=list)
-    created_at: Mapped[datetime] = mapped_column(default=now)
     updated_at: Mapped[datetime] = mapped_column(default=now, onupdate=now)
     modules: Mapped[list] = mapped_column(JSON, default=list)  # apps asked for at creation
     admin_set: Mapped[bool] = mapped_column(Boolean, default=False)  # the admin step ran for the current password
@@ -135,20 +133,17 @@ class Event(Base):
     message: Mapped[str] = mapped_column(Text)
 
 
-class Operation(Scheduled, Base):
+class Operation(Keyed, Scheduled, Base):
     """A long action besides a tenant's lifecycle (install modules, move, back up, mail a reset link):
     run by the worker as a flat list of steps, with the tenant's progress shape."""
     __tablename__ = "operations"
-    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     kind: Mapped[str] = mapped_column(String(32))
     tenant_id: Mapped[str | None] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
     params: Mapped[dict] = mapped_column(JSON, default=dict)
     secret: Mapped[str] = mapped_column(Text, default="")  # encrypted JSON, for parameters that are secrets
     status: Mapped[str] = mapped_column(String(16), default="pending", index=True)  # pending running done failed
-    progress: Mapped[list] = mapped_column(JSON, default=list)
     error: Mapped[str] = mapped_column(Text, default="")
     requested_by: Mapped[str | None] = mapped_column(String(36))
-    created_at: Mapped[datetime] = mapped_column(default=now)
     finished_at: Mapped[datetime | None]
 
 

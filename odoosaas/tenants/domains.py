@@ -38,27 +38,18 @@ def name_problem(name: str) -> str:
         return "is not a valid host name (e.g. erp.example.com)"
 
 
-def valid_name(name: str, settings) -> str:
-    problem, name = name_problem(name), name.lower().removesuffix(".")
-    if not problem and (name == settings.base_domain or name.endswith("." + settings.base_domain)):
-        problem = f"is under the platform's own domain ({settings.base_domain})"
-    if problem:
-        raise Invalid(f"The domain {problem}.", fields={"name": problem})
-    return name
-
-
 def claim(platform, user, tenant_id: str, name: str) -> dict:
-    name = valid_name(name, platform.settings)
+    """A claim of `name`, whose shape the request's model checked (name_problem); not under the base domain."""
+    name, base = name.lower().removesuffix("."), platform.settings.base_domain
+    if name == base or name.endswith("." + base):
+        problem = f"is under the platform's own domain ({base})"
+        raise Invalid(f"The domain {problem}.", fields={"name": problem})
     try:
-        with platform.store.session() as db:
-            tenant = service.owned(db, user, tenant_id)
-            if db.get(Domain, name):
-                raise Conflict("This domain is already claimed.", "domain_taken")
+        with service.changing(platform, user, tenant_id) as (db, tenant):
             domain = Domain(name=name, tenant_id=tenant.id, token=secrets.token_urlsafe(24))
             db.add(domain)
-    except IntegrityError:  # claimed meanwhile by someone else
+    except IntegrityError:  # the name is the key: claimed already, maybe just now by someone else
         raise Conflict("This domain is already claimed.", "domain_taken") from None
-    platform.wake()
     return public(domain, tenant, platform.settings)
 
 
@@ -70,19 +61,17 @@ def listed(platform, user, tenant_id: str) -> list[dict]:
 
 
 def remove(platform, user, tenant_id: str, name: str) -> None:
-    with platform.store.session() as db:
-        tenant = service.owned(db, user, tenant_id)
+    with service.changing(platform, user, tenant_id) as (db, tenant):
         domain = db.get(Domain, name.lower().removesuffix("."))
         if domain is None or domain.tenant_id != tenant.id:
             raise NotFound("No such domain on this instance.")
         db.delete(domain)
         service.rerun(db, tenant, f"removing {domain.name}")
-    platform.wake()
 
 
 def public(domain: Domain, tenant: Tenant, settings) -> dict:
-    expires = domain.certificate_expires_at
-    return {"name": domain.name, "status": domain.status, "checked_at": domain.checked_at and domain.checked_at.isoformat(),
+    checked, expires = domain.checked_at, domain.certificate_expires_at
+    return {"name": domain.name, "status": domain.status, "checked_at": checked and checked.isoformat(),
             "records": [{"type": "TXT", "name": f"{CHALLENGE}.{domain.name}", "value": domain.token},
                         {"type": "CNAME", "name": domain.name, "value": f"{tenant.subdomain}.{settings.base_domain}"}],
             "certificate": {"status": "issued" if expires else "none", "expires_at": expires and expires.isoformat()}}
@@ -121,7 +110,7 @@ def certificates(path) -> dict:
     except (OSError, ValueError):
         return {}
     return {item["domain"]["main"]: x509.load_pem_x509_certificate(base64.b64decode(item["certificate"]))
-            .not_valid_after_utc for resolver_data in stored.values() for item in resolver_data.get("Certificates") or []}
+            .not_valid_after_utc for section in stored.values() for item in section.get("Certificates") or []}
 
 
 def sweep(platform) -> None:
@@ -134,17 +123,17 @@ def sweep(platform) -> None:
         uncertified = local and old.status != "pending" and not old.certificate_expires_at  # Traefik will not retry
         due = old.status == "pending" or not old.checked_at or now() - old.checked_at > (
             timedelta(seconds=10 * platform.settings.domain_check_seconds) if uncertified else RECHECK)
-        proof, new = proven(old, platform.settings) if due else None, {"certificate_expires_at": issued.get(old.name)}
-        if proof is None and new["certificate_expires_at"] == old.certificate_expires_at:
+        proof, certificate = proven(old, platform.settings) if due else None, issued.get(old.name)
+        if proof is None and certificate == old.certificate_expires_at:
             continue
-        if proof is not None:
-            new.update(checked_at=now(), status="verified" if proof else "failing" if old.status != "pending" else "pending")
         with platform.store.session() as db:
             row = db.get(Domain, old.name)
             if row is None or row.token != old.token:  # removed, or claimed anew, meanwhile
                 continue
-            for key, value in new.items():
-                setattr(row, key, value)
+            row.certificate_expires_at = certificate
+            if proof is not None:  # without the record, a pending domain stays pending and a proven one is failing
+                row.checked_at = now()
+                row.status = "verified" if proof else "failing" if old.status != "pending" else "pending"
             if routing(old) != routing(row) or uncertified and proof and not row.certificate_expires_at:
                 service.rerun(db, db.get(Tenant, row.tenant_id), f"routing {row.name}")
     platform.wake()

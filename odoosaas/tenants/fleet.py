@@ -4,13 +4,12 @@ from sqlalchemy import func, select
 
 from odoosaas.errors import Invalid, NotFound, TemporaryError
 from odoosaas.pg import ops
-from odoosaas.store.models import DbServer, Tenant
+from odoosaas.store.models import DbServer, Event, Tenant
 from odoosaas.tenants import rules, service
 
 
 def counts(db, column) -> dict[str, int]:
-    rows = db.execute(select(column, func.count()).where(Tenant.status != "deleted").group_by(column))
-    return {key: number for key, number in rows}
+    return dict(db.execute(select(column, func.count()).where(Tenant.status != "deleted").group_by(column)).all())
 
 
 def db_servers(db) -> list[dict]:
@@ -28,12 +27,14 @@ def with_owner(tenant: Tenant) -> dict:
 
 
 def detail(db, tenant_id: str, platform) -> dict:
-    """What an operator sees of one tenant: the tenant, its owner, recent events, usage now."""
+    """What an operator sees of one tenant: the tenant, its owner, its last 50 events, usage now."""
     tenant = db.get(Tenant, tenant_id)
     if tenant is None:
         raise NotFound("No such tenant.")
     usage = {**platform.driver.usage(tenant), **database_usage(platform, tenant)}
-    return {**with_owner(tenant), "events": service.recent_events(db, tenant), "usage": usage}
+    events = db.scalars(select(Event).where(Event.tenant_id == tenant.id).order_by(Event.id.desc()).limit(50))
+    return {**with_owner(tenant), "usage": usage,
+            "events": [{"at": e.at.isoformat(), "kind": e.kind, "message": e.message} for e in events]}
 
 
 def database_usage(platform, tenant: Tenant) -> dict:
@@ -63,8 +64,7 @@ def register_server(platform, name: str, dsn: str, password: str) -> DbServer:
                       fields={"dsn": "contains a password"})
     admin = {"host": params.get("host", "127.0.0.1"), "port": int(params.get("port", 5432)),
              "user": params.get("user", "postgres"), "password": password}
-    with ops.connect(admin) as conn:
-        conn.execute("SELECT 1")
+    ops.connect(admin).close()  # reachable, and the password works
     server = DbServer(name=name, kind="shared", host=admin["host"], port=admin["port"], status="ready",
                       capacity=platform.settings.shared_capacity, managed=False, secret=platform.box.seal(admin))
     with platform.store.session() as db:

@@ -10,9 +10,8 @@ from odoosaas.reconcile import operations
 from odoosaas.store.models import Operation, Tenant, now
 from odoosaas.tenants import service
 
-# a request's status as the API names it, from its operation's
-STATUS = {"requested": "pending", "pending": "approved", "running": "running", "done": "done", "failed": "failed",
-          "rejected": "rejected"}
+# a request's status as the API names it, from its operation's (the last four keep their names)
+STATUS = {"requested": "pending", "pending": "approved", **{s: s for s in "running done failed rejected".split()}}
 
 
 def moves_of(db, tenant_id: str | None = None, statuses=("pending", "running")) -> list[Operation]:
@@ -46,8 +45,7 @@ def start(platform, user, tenant_id: str, target: str, reason: str = "", db=None
 
 def ask(platform, user, tenant_id: str, target: str, reason: str) -> Operation:
     """A customer's request (TM-7): it waits for an operator."""
-    with platform.store.session() as db:
-        service.owned(db, user, tenant_id)
+    with service.changing(platform, user, tenant_id) as (db, _):
         return start(platform, user, tenant_id, target, reason, db, "requested")
 
 
@@ -77,8 +75,8 @@ def decide(platform, operation_id: str, action: str) -> Operation:
     return operation
 
 
-def public(operation: Operation) -> dict:
+def public(move: Operation) -> dict:
     """The API's `request`: a move's intent and state, with its operation (steps, timings, error)."""
-    status = "rolled_back" if operation.params.get("rolled_back") else STATUS[operation.status]
-    return {"id": operation.id, "tenant_id": operation.tenant_id, "target_strategy": operation.params["target_strategy"],
-            "reason": operation.params.get("reason", ""), "status": status, "operation": operations.public(operation)}
+    status = "rolled_back" if move.params.get("rolled_back") else STATUS[move.status]
+    return {"id": move.id, "tenant_id": move.tenant_id, "target_strategy": move.params["target_strategy"],
+            "reason": move.params.get("reason", ""), "status": status, "operation": operations.public(move)}

@@ -47,16 +47,12 @@ def subdomain_problem(name: str) -> str | None:
 
 def choose_strategy(tier: str, compliance: list[str], high_performance: bool,
                     expected_data_gb: float) -> tuple[str, str]:
-    """SI-5: (strategy, the rule that chose it)."""
-    if tier in ("premium", "enterprise"):
-        return "dedicated", f"tier:{tier}"
-    if compliance:
-        return "dedicated", f"compliance:{sorted(compliance)[0]}"
-    if high_performance:
-        return "dedicated", "performance:high"
-    if expected_data_gb > 5:
-        return "dedicated", "volume:>5GB"
-    return "shared", f"tier:{tier}"
+    """SI-5: (strategy, the rule that chose it); the first rule that wants a dedicated server wins."""
+    dedicated_because = (f"tier:{tier}" if tier in ("premium", "enterprise") else
+                         f"compliance:{sorted(compliance)[0]}" if compliance else
+                         "performance:high" if high_performance else
+                         "volume:>5GB" if expected_data_gb > 5 else None)
+    return ("dedicated", dedicated_because) if dedicated_because else ("shared", f"tier:{tier}")
 
 
 def place(loads: dict[str, tuple[int, int]]) -> str | None:

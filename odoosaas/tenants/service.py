@@ -1,9 +1,10 @@
 """Tenant operations shared by the API and the dashboard: ask, read, change desired state."""
+import contextlib
 import dataclasses
 import secrets
 
 import psycopg
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from odoosaas import apps
@@ -72,6 +73,14 @@ def owned(db, user: User, tenant_id: str) -> Tenant:
     return tenant
 
 
+@contextlib.contextmanager
+def changing(platform, user: User, tenant_id: str):
+    """A unit of work on the caller's tenant (see `owned`), yielding (db, tenant); once committed, the worker wakes."""
+    with platform.store.session() as db:
+        yield db, owned(db, user, tenant_id)
+    platform.wake()
+
+
 def list_owned(db, user: User) -> list[Tenant]:
     return list(db.scalars(select(Tenant).where(Tenant.owner_id == user.id, Tenant.status != "deleted")
                            .order_by(Tenant.created_at)))
@@ -80,8 +89,7 @@ def list_owned(db, user: User) -> list[Tenant]:
 def change(platform, user: User, tenant_id: str, action: str) -> Tenant:
     """Stop, start or delete: a new desired state and generation. Deleting twice is idempotent."""
     desired, status = TRANSITIONS[action]
-    with platform.store.session() as db:
-        tenant = owned(db, user, tenant_id)
+    with changing(platform, user, tenant_id) as (db, tenant):
         moves.refuse_if_moving(db, tenant.id)
         if tenant.desired == "deleted" and action != "delete":
             raise Conflict("This instance is being deleted.", "invalid_state")
@@ -94,7 +102,6 @@ def change(platform, user: User, tenant_id: str, action: str) -> Tenant:
                 db.execute(delete(Domain).where(Domain.tenant_id == tenant.id))
         elif action != "delete":
             raise Conflict(f"This instance is already {tenant.status}.", "invalid_state")
-    platform.wake()
     return tenant
 
 
@@ -119,23 +126,20 @@ def suspend(platform, owner_id: str, unpaid: bool) -> None:
 
 def set_admin_password(platform, user: User, tenant_id: str, password: str) -> Tenant:
     """A new admin password (TM-3): the admin step runs again, now if running, else at the next start."""
-    with platform.store.session() as db:
-        tenant = owned(db, user, tenant_id)
+    with changing(platform, user, tenant_id) as (db, tenant):
         if tenant.desired == "deleted":
             raise Conflict("This instance is being deleted.", "invalid_state")
         tenant.secrets = platform.box.seal({**platform.box.open(tenant.secrets), "admin_password": password})
         tenant.admin_set = False
         rerun(db, tenant, "setting the admin password")
         record(db, tenant, "admin_password", "admin password change requested")
-    platform.wake()
     return tenant
 
 
 def change_tier(platform, user: User, tenant_id: str, tier: str) -> Tenant:
     """Another tier (FE-2): its resources from the next pass (a running app restarts with them); when its
     rules want the other database strategy, a move there starts too."""
-    with platform.store.session() as db:
-        tenant = owned(db, user, tenant_id)
+    with changing(platform, user, tenant_id) as (db, tenant):
         moves.refuse_if_moving(db, tenant.id)
         strategy, _ = rules.choose_strategy(tier, tenant.compliance, tenant.high_performance, tenant.expected_data_gb)
         if tenant.desired == "deleted" or strategy != tenant.db_strategy and tenant.status != "running":
@@ -145,22 +149,18 @@ def change_tier(platform, user: User, tenant_id: str, tier: str) -> Tenant:
         rerun(db, tenant, f"applying the {tier} tier")
         if strategy != tenant.db_strategy:
             moves.start(platform, user, tenant.id, strategy, f"tier:{tier}", db)
-    platform.wake()
     return tenant
 
 
 def rerun(db, tenant: Tenant, why: str) -> None:
     """Run a running tenant's plan again (a stopped one gets it at its next start)."""
     if tenant.desired == "running" and tenant.status != "failed":
-        tenant.generation += 1
-        tenant.progress, tenant.status_detail = pending_steps("running"), why
-        tenant.attempts, tenant.next_attempt_at = 0, now()
+        aim(tenant, "running", tenant.status, why)
 
 
 def install_modules(platform, user: User, tenant_id: str, names: list[str]) -> Operation:
     """Queue an install of Odoo apps (FE-3) on a running instance."""
-    with platform.store.session() as db:
-        tenant = owned(db, user, tenant_id)
+    with changing(platform, user, tenant_id) as (db, tenant):
         names = apps.check_modules(tenant.app, names, platform.settings) or []
         if not names:
             raise Invalid("Name at least one app.", fields={"names": "empty"})
@@ -197,15 +197,9 @@ def admin_list(db, status="", db_strategy="", tier="", q="") -> list[Tenant]:
     for column, value in ((Tenant.status, status), (Tenant.db_strategy, db_strategy), (Tenant.tier, tier)):
         if value:
             query = query.where(column == value)
-    if q:
-        pattern = f"%{q.lower()}%"
-        query = query.where(or_(Tenant.subdomain.like(pattern), func.lower(User.email).like(pattern)))
+    if q:  # any case; % and _ match themselves
+        query = query.where(or_(*(column.icontains(q, autoescape=True) for column in (Tenant.subdomain, User.email))))
     return list(db.scalars(query).unique())
-
-
-def recent_events(db, tenant: Tenant, limit: int = 50) -> list[dict]:
-    rows = db.scalars(select(Event).where(Event.tenant_id == tenant.id).order_by(Event.id.desc()).limit(limit))
-    return [{"at": e.at.isoformat(), "kind": e.kind, "message": e.message} for e in rows]
 
 
 def public(tenant: Tenant) -> dict:

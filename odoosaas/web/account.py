@@ -15,21 +15,20 @@ bp = Blueprint("account", __name__)
 
 @bp.get("/")
 def landing():
-    return redirect(url_for("web.instances.index")) if g.user else render_template("landing.html")
+    """The start page: the signed-in user's instances, else the log-in form (which links to sign-up)."""
+    return redirect(url_for("web.instances.index" if g.user else ".login_form"))
 
 
-def form_page(path: str, model, *limits):
+def form_page(path: str, model, limit=lambda view: view):
     """A page with a form: GET shows it, empty but for what its link brings (`/login?email=`,
     `/reset-password?token=`); POST checks it with the API's `model` and runs the decorated action
-    (under `limits`); both use the template named like the action."""
+    (under the rate `limit`, if any); both use the template named like the action."""
     def register(action):
         name = action.__name__
         template = f"{name}.html"
         bp.add_url_rule(path, f"{name}_form", lambda: render_template(template, errors={}, form=request.args))
         view = functools.wraps(action)(lambda: submit(model, fields(), action, template))  # limits key on the name
-        for limit in limits:
-            view = limit(view)
-        bp.add_url_rule(path, name, view, methods=["POST"])
+        bp.add_url_rule(path, name, limit(view), methods=["POST"])
         return action
     return register
 
@@ -79,6 +78,6 @@ def reset(body: ResetConfirm):
 
 @form_page("/profile", Profile)
 def profile(body: Profile):
-    platform().auth.update_profile(session["access"], body.model_dump())
+    platform().auth.update_profile(session["access"], body.model_dump(exclude_none=True))
     flash("Profile saved.")
     return redirect(url_for(".profile_form"))

@@ -1,25 +1,26 @@
-"""The customer's instances: list, create with live hints, the live instance page, stop/start/delete."""
+"""The customer's instances: list, create with live hints, the live instance page, stop/start/delete.
+
+What a page shows is what the tenants API answers (its views are plain functions; the page guard has set the
+signed-in user they ask for)."""
 from flask import Blueprint, flash, g, get_template_attribute, redirect, render_template, request, url_for
 
-from odoosaas.api.backups import RestoreRequest
-from odoosaas.api.schemas import AdminPassword, Body, DomainRequest, ModuleNames, MoveRequest, TenantRequest, TierChange
-from odoosaas.apps import odoo
-from odoosaas.errors import Conflict
+from odoosaas.api import tenants as answers
+from odoosaas.api.backups import RestoreRequest, list_backups
+from odoosaas.api.schemas import (AdminPassword, Body, DomainRequest, ModuleNames, MoveRequest, SubdomainPath,
+                                  TenantPath, TenantRequest, TierChange)
 from odoosaas.tenants import backups, domains, moves, rules, service
-from odoosaas.web.pages import fields, platform, submit
+from odoosaas.web.pages import fields, flashing_conflicts, platform, submit
 
 bp = Blueprint("instances", __name__, url_prefix="/instances")
 
 
 @bp.get("/")
 def index():
-    with platform().store.session() as db:
-        items = [service.public(t) for t in service.list_owned(db, g.user)]
-    return render_template("instances.html", items=items)
+    return render_template("instances.html", **answers.list_tenants())
 
 
 def odoo_apps() -> list[dict]:
-    return odoo.available_apps(platform().settings.odoo_bin)
+    return answers.odoo_modules()["items"]
 
 
 @bp.get("/new")
@@ -30,8 +31,7 @@ def new():
 @bp.post("/new")
 def create():
     def make(body: TenantRequest):
-        tenant = service.create(platform(), g.user, body)
-        return redirect(url_for(".show", tenant_id=tenant.id))
+        return redirect(url_for(".show", tenant_id=service.create(platform(), g.user, body).id))
     data = {**fields(), "compliance": request.form.getlist("compliance"), "modules": request.form.getlist("modules"),
             "high_performance": "high_performance" in request.form}
     return submit(TenantRequest, data, make, "new.html", strategy=planned(request.form), odoo_apps=odoo_apps())
@@ -41,10 +41,7 @@ def planned(values) -> tuple[str, str]:
     """The database strategy the plan chosen so far gets (a hint; the form is checked on submit)."""
     tier = values.get("tier") if values.get("tier") in rules.TIER_NAMES else "basic"
     compliance = [name for name in values.getlist("compliance") if name in rules.COMPLIANCE]
-    try:
-        volume = float(values.get("expected_data_gb") or 0)
-    except ValueError:
-        volume = 0.0
+    volume = values.get("expected_data_gb", 0.0, type=float)  # not a number: 0
     return rules.choose_strategy(tier, compliance, "high_performance" in values, volume)
 
 
@@ -55,8 +52,7 @@ def strategy():
 
 @bp.get("/new/subdomain")
 def availability():
-    with platform().store.session() as db:
-        answer = service.subdomain_availability(db, request.args.get("subdomain", "")[:100])
+    answer = answers.subdomain(SubdomainPath(name=request.args.get("subdomain", "")[:100]))
     return get_template_attribute("macros.html", "availability")(answer)
 
 
@@ -69,11 +65,6 @@ def show(tenant_id: str, errors: dict | None = None, status: int = 200):
     return render_template("instance.html", errors=errors or {}, **context), status
 
 
-@bp.post("/<tenant_id>/admin-password")
-def admin_password(tenant_id: str):
-    return act(tenant_id, AdminPassword, service.set_admin_password, "The new admin password is being set.")
-
-
 @bp.post("/<tenant_id>/modules")
 def install(tenant_id: str):
     names = request.form.getlist("names")
@@ -81,11 +72,10 @@ def install(tenant_id: str):
 
 
 def show_context(tenant_id: str) -> dict:
-    with platform().store.session() as db:
-        tenant = service.public(service.owned(db, g.user, tenant_id))
-    return {"t": tenant, "installed": {}, "odoo_apps": [], "domains": domains.listed(platform(), g.user, tenant_id),
-            "moves": moves.asked(platform(), g.user, tenant_id),
-            "backups": backups.listed(platform(), g.user, tenant_id)}
+    path = TenantPath(tenant_id=tenant_id)
+    return {"t": answers.read(path)["tenant"], "installed": {}, "odoo_apps": [],
+            "domains": answers.list_domains(path)["items"], "moves": answers.move_requests(path)["items"],
+            "backups": list_backups(path)["items"]}
 
 
 def act(tenant_id: str, model, action, done: str, data: dict | None = None):
@@ -97,19 +87,16 @@ def act(tenant_id: str, model, action, done: str, data: dict | None = None):
     return submit(model, fields() if data is None else data, run, "instance.html", **show_context(tenant_id))
 
 
-@bp.post("/<tenant_id>/tier")
-def change_tier(tenant_id: str):
-    return act(tenant_id, TierChange, service.change_tier, "The new tier is being applied.")
+# The instance page's forms (but apps): the API's model of the form, what it does, what the page then says.
+FORMS = {"admin-password": (AdminPassword, service.set_admin_password, "The new admin password is being set."),
+         "tier": (TierChange, service.change_tier, "The new tier is being applied."),
+         "move": (MoveRequest, moves.ask, "Your request is waiting for an operator."),
+         "domains": (DomainRequest, domains.claim, "Create the records shown; it is served once they are seen.")}
 
 
-@bp.post("/<tenant_id>/move")
-def ask_move(tenant_id: str):
-    return act(tenant_id, MoveRequest, moves.ask, "Your request is waiting for an operator.")
-
-
-@bp.post("/<tenant_id>/domains")
-def claim_domain(tenant_id: str):
-    return act(tenant_id, DomainRequest, domains.claim, "Create the records shown; it is served once they are seen.")
+@bp.post("/<tenant_id>/<any('admin-password', tier, move, domains):form_name>")
+def form(tenant_id: str, form_name: str):
+    return act(tenant_id, *FORMS[form_name])
 
 
 @bp.post("/<tenant_id>/domains/<name>/delete")
@@ -132,17 +119,13 @@ def restore(tenant_id: str, backup_id: str):
 
 @bp.post("/<tenant_id>/<any(stop, start):action>")
 def change(tenant_id: str, action: str):
-    try:
-        service.change(platform(), g.user, tenant_id, action)
-    except Conflict as exc:
-        flash(exc.message)
+    flashing_conflicts(service.change, platform(), g.user, tenant_id, action)
     return redirect(url_for(".show", tenant_id=tenant_id))
 
 
 @bp.post("/<tenant_id>/delete")
 def delete(tenant_id: str):
-    with platform().store.session() as db:
-        subdomain = service.owned(db, g.user, tenant_id).subdomain
+    subdomain = answers.read(TenantPath(tenant_id=tenant_id))["tenant"]["subdomain"]
     if request.form.get("confirm", "").strip() != subdomain:
         return show(tenant_id, {"confirm": f"Type {subdomain} to confirm."}, 400)
     service.change(platform(), g.user, tenant_id, "delete")

@@ -1,21 +1,16 @@
-"""Operator pages: overview charts, every tenant with filters, one tenant, database servers, moves."""
-from flask import Blueprint, flash, g, redirect, render_template, request, url_for
-from pydantic import ValidationError
+"""Operator pages: overview charts, every tenant with filters, one tenant, database servers, moves.
 
-from odoosaas.api.schemas import AdminFilter
-from odoosaas.errors import Conflict, Forbidden, Invalid
-from odoosaas.store.models import Tenant
-from odoosaas.tenants import fleet, moves, service
-from odoosaas.web.pages import platform
+They show what the operator API answers (its views are plain functions) behind the same operators-only check."""
+from flask import Blueprint, redirect, render_template, request, url_for
+
+from odoosaas.api import admin as answers
+from odoosaas.api.schemas import AdminFilter, TenantPath
+from odoosaas.tenants import moves
+from odoosaas.web.pages import flashing_conflicts, platform
 
 bp = Blueprint("operator", __name__, url_prefix="/admin")
+bp.before_request(answers.operators_only)  # the page guard has set the signed-in user
 STATUSES = ("creating", "running", "stopping", "stopped", "starting", "migrating", "deleting", "deleted", "failed")
-
-
-@bp.before_request
-def operators_only():
-    if not g.user.is_admin:
-        raise Forbidden("These pages are for operators.")
 
 
 def chart(counts: dict[str, int]) -> list[tuple]:
@@ -26,8 +21,7 @@ def chart(counts: dict[str, int]) -> list[tuple]:
 
 @bp.get("/")
 def overview():
-    with platform().store.session() as db:
-        data = fleet.overview(db, platform().driver)
+    data = answers.overview()
     charts = {"Tenants by status": ("status", chart(data["tenants_by_status"])),
               "Tenants by database strategy": ("strategy", chart(data["tenants_by_strategy"])),
               "Tenants by tier": ("tier", chart(data["tenants_by_tier"])),
@@ -35,43 +29,31 @@ def overview():
               "Shared database servers: tenants against capacity": ("servers", [
                   (s["name"], s["tenants"], s["capacity"], f"{s['tenants']} of {s['capacity']}")
                   for s in data["db_servers"] if s["kind"] == "shared"])}
-    return render_template("admin_overview.html", charts=charts)
+    return render_template("admin_overview.html", charts=charts, mrr=platform().billing.revenue(platform()))
 
 
 @bp.get("/tenants")
 def tenants():
-    try:
-        query = AdminFilter.model_validate(request.args.to_dict())
-    except ValidationError:
-        raise Invalid("The search is too long.") from None
-    with platform().store.session() as db:
-        items = [fleet.with_owner(t) for t in service.admin_list(db, **query.model_dump())]
-    return render_template("admin_tenants.html", items=items, query=query, statuses=STATUSES)
+    query = AdminFilter(**request.args.to_dict() | {"q": request.args.get("q", "")[:100]})  # its longest search
+    return render_template("admin_tenants.html", **answers.tenants(query), query=query, statuses=STATUSES)
 
 
 @bp.get("/tenants/<tenant_id>")
 def tenant(tenant_id: str):
-    with platform().store.session() as db:
-        return render_template("admin_tenant.html", t=fleet.detail(db, tenant_id, platform()))
+    return render_template("admin_tenant.html", t=answers.tenant(TenantPath(tenant_id=tenant_id))["tenant"])
 
 
 @bp.get("/db-servers")
 def servers():
-    with platform().store.session() as db:
-        return render_template("admin_servers.html", servers=fleet.db_servers(db))
+    return render_template("admin_servers.html", servers=answers.db_servers()["items"])
 
 
 @bp.get("/migrations")
 def migrations():
-    with platform().store.session() as db:
-        items = [{**moves.public(o), "subdomain": db.get(Tenant, o.tenant_id).subdomain} for o in moves.moves_of(db)]
-    return render_template("admin_migrations.html", items=items)
+    return render_template("admin_migrations.html", **answers.migrations(answers.MoveFilter()))
 
 
 @bp.post("/migrations/<move_id>/<any(approve, reject, rollback):action>")
 def decide(move_id: str, action: str):
-    try:
-        moves.decide(platform(), move_id, action)
-    except Conflict as exc:
-        flash(exc.message)
+    flashing_conflicts(moves.decide, platform(), move_id, action)
     return redirect(url_for(".migrations"))

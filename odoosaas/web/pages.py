@@ -6,12 +6,11 @@ cookie (HttpOnly, SameSite=Lax); every form carries a per-session CSRF token.
 import contextlib
 import secrets
 
-from flask import Blueprint, g, redirect, render_template, request, session, url_for
+from flask import Blueprint, flash, g, redirect, render_template, request, session, url_for
 from pydantic import ValidationError
-from werkzeug.exceptions import HTTPException
 
 from odoosaas.api import platform
-from odoosaas.errors import ApiError, Forbidden, Unauthenticated
+from odoosaas.errors import ApiError, Conflict, Forbidden, Unauthenticated
 
 bp = Blueprint("web", __name__, template_folder="templates", static_folder="static", static_url_path="/assets")
 PUBLIC = {"web.static", *(f"web.account.{name}" for name in (
@@ -51,9 +50,7 @@ def guard():
     if request.endpoint == "web.static":
         return None
     g.user = signed_in_user()
-    expected = session.get("csrf")
-    if request.method == "POST" and not (expected and secrets.compare_digest(
-            expected, request.form.get("csrf_token", ""))):
+    if request.method == "POST" and not secrets.compare_digest(csrf_token(), request.form.get("csrf_token", "")):
         raise Forbidden("This form has expired or came from another site; reload the page and try again.")
     if g.user is None and request.endpoint not in PUBLIC:
         target = url_for("web.account.login", next=request.full_path)
@@ -78,8 +75,15 @@ def submit(model, data: dict, action, template: str, **context):
     return render_template(template, errors=errors, form=request.form, **context), 400
 
 
-def error_page(exc: ApiError | HTTPException):
-    """The site's page for an API error or HTTP exception raised outside the JSON API."""
-    status = exc.status if isinstance(exc, ApiError) else exc.code or 500
-    message = exc.message if isinstance(exc, ApiError) else exc.description
-    return render_template("error.html", status=status, heading=TITLES.get(status, "Error"), message=message), status
+def flashing_conflicts(action, *args) -> None:
+    """Run `action`; a conflict (the state changed meanwhile) is said on the next page, not as an error page."""
+    try:
+        action(*args)
+    except Conflict as exc:
+        flash(exc.message)
+
+
+def error_page(error: ApiError):
+    """The site's page for an error raised outside the JSON API."""
+    return render_template("error.html", status=error.status, heading=TITLES.get(error.status, "Error"),
+                           message=error.message), error.status

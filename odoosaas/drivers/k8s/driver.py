@@ -20,7 +20,6 @@ from odoosaas.errors import PermanentError, TemporaryError
 
 IngressRoute = create_namespaced_resource("traefik.io", "v1alpha1", "IngressRoute", "ingressroutes")
 PodMetrics = create_namespaced_resource("metrics.k8s.io", "v1beta1", "PodMetrics", "pods")
-FIELD_MANAGER = "odoosaas"
 
 
 def converted(call, missing_ok: bool = False):
@@ -41,18 +40,11 @@ def converted(call, missing_ok: bool = False):
         raise TemporaryError(f"Kubernetes API unreachable: {type(exc).__name__}", delay=3) from exc
 
 
-def deleted(call) -> None:
-    """Run a delete call: done when the object is already gone."""
-    converted(call, missing_ok=True)
-
-
 class KubernetesDriver:
-    name = "kubernetes"
-
-    def __init__(self, settings, client: Client | None = None):
+    def __init__(self, settings):
         self.settings = settings
         config = KubeConfig.from_file(settings.kubeconfig) if settings.kubeconfig else KubeConfig.from_service_account()
-        self.client = client or Client(config, field_manager=FIELD_MANAGER, timeout=30)
+        self.client = Client(config, field_manager="odoosaas", timeout=30)
 
     def apply(self, tenant, spec) -> None:
         workload = apps.template(spec.app).k8s(spec, self.settings)
@@ -95,7 +87,8 @@ class KubernetesDriver:
             raise TemporaryError("initialising the database", delay=2)
         jobs = {j.metadata.name for j in converted(lambda: list(self.client.list(Job, namespace=ns, labels=kind)))}
         for old in jobs - {name}:  # Background: a Job's pods go with it (the API's default orphans them)
-            deleted(lambda: self.client.delete(Job, old, namespace=ns, cascade=CascadeType.BACKGROUND))
+            converted(lambda: self.client.delete(Job, old, namespace=ns, cascade=CascadeType.BACKGROUND),
+                      missing_ok=True)
 
     def route(self, tenant, spec, maintenance: bool = False) -> str:  # maintenance: Traefik's 503, no pod ready
         self._send(specs.route(spec, self.settings))
@@ -103,7 +96,7 @@ class KubernetesDriver:
             self._send(specs.domain_route(spec, self.settings))
         else:
             ns = specs.namespace_name(spec.subdomain)
-            deleted(lambda: self.client.delete(IngressRoute, "domains", namespace=ns))
+            converted(lambda: self.client.delete(IngressRoute, "domains", namespace=ns), missing_ok=True)
         return f"{self.settings.public_scheme}://{spec.subdomain}.{self.settings.base_domain}"
 
     def stop(self, tenant) -> None:
@@ -117,7 +110,7 @@ class KubernetesDriver:
         """Delete the namespace if the platform made it, then wait until the namespace controller has emptied it."""
         ns = specs.namespace_name(tenant.subdomain)
         if self._made_here(ns):  # else gone, or someone else's: left alone
-            deleted(lambda: self.client.delete(Namespace, ns))
+            converted(lambda: self.client.delete(Namespace, ns), missing_ok=True)
             raise TemporaryError("waiting for the namespace to be removed", delay=1)
 
     def observe(self, tenant, spec) -> Observed:
@@ -167,4 +160,4 @@ class KubernetesDriver:
     def delete_db_server(self, server) -> None:
         ns = server.host.split(".")[1]
         if ns == self.settings.k8s_platform_namespace or self._made_here(ns):
-            deleted(lambda: self.client.delete(StatefulSet, server.name, namespace=ns))
+            converted(lambda: self.client.delete(StatefulSet, server.name, namespace=ns), missing_ok=True)

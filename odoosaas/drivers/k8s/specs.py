@@ -132,7 +132,7 @@ def pod(labels: dict, context: dict, container: dict, volumes: list, **more) -> 
                                                      "containers": [container], "volumes": volumes, **more}}
 
 
-def deployment(spec, container: dict, pod_security_context: dict, replicas: int = 1) -> dict:
+def deployment(spec, container: dict, pod_security_context: dict) -> dict:
     """The app, spread over nodes: anti-affinity across every tenant namespace."""
     ns = namespace_name(spec.subdomain)
     probe = {"httpGet": {"path": "/web/health", "port": PORT}, "periodSeconds": 10}
@@ -144,7 +144,7 @@ def deployment(spec, container: dict, pod_security_context: dict, replicas: int 
     template = pod({**APP_LABEL, "app": "odoo"}, pod_security_context, container, [FILESTORE, SECRETS],
                    affinity={"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [spread]}})
     return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": meta("app", ns, APP_LABEL),
-            "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": "odoo"}},
+            "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "odoo"}},
                      "strategy": {"type": "Recreate"}, "template": template}}
 
 
