@@ -32,8 +32,8 @@ def listed(platform, user, tenant_id: str) -> list[dict]:
 
 
 def take(platform, user, tenant_id: str) -> dict:
-    with platform.store.session() as db:
-        if (tenant := service.owned(db, user, tenant_id)).status not in ("running", "stopped"):
+    with service.changing(platform, user, tenant_id) as (db, tenant):  # the worker wakes once the row is in
+        if tenant.status not in ("running", "stopped"):
             raise Conflict("Only a running or stopped instance can be backed up.", "invalid_state")
         backup = backups.take(platform, tenant, "manual", db=db)
         db.flush()

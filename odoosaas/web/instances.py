@@ -91,10 +91,11 @@ def act(tenant_id: str, model, action, done: str, data: dict | None = None):
 FORMS = {"admin-password": (AdminPassword, service.set_admin_password, "The new admin password is being set."),
          "tier": (TierChange, service.change_tier, "The new tier is being applied."),
          "move": (MoveRequest, moves.ask, "Your request is waiting for an operator."),
-         "domains": (DomainRequest, domains.claim, "Create the records shown; it is served once they are seen.")}
+         "domains": (DomainRequest, domains.claim, "Create the records shown; it is served once they are seen."),
+         "backups": (Body, backups.take, "A backup is being taken; it is verified by restoring it.")}
 
 
-@bp.post("/<tenant_id>/<any('admin-password', tier, move, domains):form_name>")
+@bp.post("/<tenant_id>/<any('admin-password', tier, move, domains, backups):form_name>")
 def form(tenant_id: str, form_name: str):
     return act(tenant_id, *FORMS[form_name])
 
@@ -104,11 +105,6 @@ def remove_domain(tenant_id: str, name: str):
     domains.remove(platform(), g.user, tenant_id, name)
     flash(f"{name} is no longer routed to this instance.")
     return redirect(url_for(".show", tenant_id=tenant_id))
-
-
-@bp.post("/<tenant_id>/backups")
-def back_up(tenant_id: str):
-    return act(tenant_id, Body, backups.take, "A backup is being taken; it is verified by restoring it.")
 
 
 @bp.post("/<tenant_id>/backups/<backup_id>/restore")
