@@ -62,8 +62,8 @@ def main(megabytes: int = 1000, where: str = "folder") -> None:
     if where == "s3":
         (folder / "minio").mkdir()
         minio, url = start_minio(build_minio(), folder / "minio", "bench-user", "bench-secret-key-1")
-        settings = {"backup_s3_bucket": "bench", "backup_s3_endpoint": url, "backup_s3_access_key": "bench-user",
-                    "backup_s3_secret_key": "bench-secret-key-1"}
+        settings = {"backup_s3": "bench"}
+        os.environ.update(AWS_ENDPOINT_URL=url, AWS_ACCESS_KEY_ID="bench-user", AWS_SECRET_ACCESS_KEY="bench-secret-key-1")
         s3_client(type("S3", (), {"endpoint_url": url, "region": "us-east-1", "access_key": "bench-user",
                                   "secret_key": "bench-secret-key-1"})).create_bucket(Bucket="bench")
     app = make_app(folder, **settings)

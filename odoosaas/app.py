@@ -31,8 +31,9 @@ def create_app(overrides: dict | None = None, platform=None):
 
 
 def maintenance():
-    """Traefik's answer for an instance in maintenance (a move's switch): a page that says so, not a 502."""
-    raise ServiceUnavailable("This instance is moving to another database server; it is back in a few seconds.")
+    """Traefik's answer for an instance in maintenance (a move's switch, a restore): a page that says so, not a 502."""
+    raise ServiceUnavailable("This instance is under maintenance (a move to another server, or a restore); "
+                             "it is back in a moment.")
 
 
 def no_framing(response):

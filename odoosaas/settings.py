@@ -82,11 +82,7 @@ class Settings(BaseSettings):
 
     # Backups
     backup_key: str = Field("", description="Key that encrypts backups; empty: derived from the secret key.")
-    backup_s3_bucket: str = Field("", description="S3 bucket of backups; empty: a folder under the data dir.")
-    backup_s3_prefix: str = Field("", description="Prefix of backup objects in the bucket.")
-    backup_s3_endpoint: str = Field("", description="S3 endpoint URL (MinIO, Ceph...); empty: AWS.")
-    backup_s3_access_key: str = Field("", description="S3 access key; empty: boto3's own lookup.")
-    backup_s3_secret_key: str = Field("", description="S3 secret key; never logged or returned.")
+    backup_s3: str = Field("", description="`bucket/prefix/` in S3 (boto3's `AWS_*`); empty: a folder.")
     backup_every: dict[str, int] = Field({"basic": 86400, "standard": 86400, "premium": 21600, "enterprise": 21600},
                                          description="Seconds between scheduled backups, per tier (0: none).")
     backup_keep: dict[str, int] = Field({"daily": 7, "weekly": 4, "monthly": 3}, description="Backups kept.")

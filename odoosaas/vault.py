@@ -52,13 +52,12 @@ class Folder:
 
 
 class Bucket:
-    """Any S3-compatible store; its credentials go to boto3 only (never argv, logs or answers)."""
+    """Any S3-compatible store. Its endpoint and credentials are boto3's own (`AWS_ENDPOINT_URL`, `AWS_ACCESS_KEY_ID`,
+    `AWS_SECRET_ACCESS_KEY`, its files, an instance role): they reach no argv, log line or answer of ours."""
 
     def __init__(self, settings):
-        self.bucket, self.prefix = settings.backup_s3_bucket, settings.backup_s3_prefix
-        self.client = boto3.client("s3", endpoint_url=settings.backup_s3_endpoint or None,
-                                   aws_access_key_id=settings.backup_s3_access_key or None,
-                                   aws_secret_access_key=settings.backup_s3_secret_key or None)
+        self.bucket, _, prefix = settings.backup_s3.partition("/")
+        self.prefix, self.client = prefix.rstrip("/") + "/" if prefix else "", boto3.client("s3")
 
     def put(self, name: str, path) -> None:
         self.client.upload_file(str(path), self.bucket, self.prefix + name)
@@ -74,4 +73,4 @@ class Bucket:
 
 
 def store(settings):
-    return Bucket(settings) if settings.backup_s3_bucket else Folder(settings)
+    return Bucket(settings) if settings.backup_s3 else Folder(settings)

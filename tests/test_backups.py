@@ -26,16 +26,25 @@ from tests.test_moves import admin_of, server_of, tenant_db
 from tests.test_web_instances import csrf, log_in
 
 
-def s3_settings(server) -> dict:
-    return {"backup_s3_bucket": server.bucket, "backup_s3_endpoint": server.endpoint_url,
-            "backup_s3_access_key": server.access_key, "backup_s3_secret_key": server.secret_key,
-            "backup_s3_prefix": f"run-{os.getpid()}-{time.monotonic_ns()}/"}
+def s3_settings(server, monkeypatch) -> dict:
+    """The platform's S3 setting; the endpoint and credentials in boto3's own variables (workers inherit them)."""
+    for name, value in (("AWS_ENDPOINT_URL", server.endpoint_url), ("AWS_ACCESS_KEY_ID", server.access_key),
+                        ("AWS_SECRET_ACCESS_KEY", server.secret_key), ("AWS_DEFAULT_REGION", server.region)):
+        monkeypatch.setenv(name, value)
+    return {"backup_s3": f"{server.bucket}/run-{os.getpid()}-{time.monotonic_ns()}/"}
+
+
+def located(store: dict) -> tuple[str, str]:
+    bucket, _, prefix = store["backup_s3"].partition("/")
+    return bucket, prefix
 
 
 @pytest.fixture
 def store(request):
     """The folder store, or MinIO for tests parametrized with `BOTH`."""
-    return s3_settings(request.getfixturevalue("s3_server")) if getattr(request, "param", "") == "s3" else {}
+    if getattr(request, "param", "") != "s3":
+        return {}
+    return s3_settings(request.getfixturevalue("s3_server"), request.getfixturevalue("monkeypatch"))
 
 
 BOTH = pytest.mark.parametrize("store", ["folder", "s3"], indirect=True)
@@ -101,7 +110,7 @@ def last_operation(caller, tenant_id: str, kind: str) -> dict:
 def objects(app, store: dict) -> dict[str, bytes]:
     """Every stored object, by name, in whichever store the app uses."""
     if store:
-        client, bucket, prefix = s3_client(app.s3), store["backup_s3_bucket"], store["backup_s3_prefix"]
+        client, (bucket, prefix) = s3_client(app.s3), located(store)
         listing = client.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])
         return {o["Key"][len(prefix):]: client.get_object(Bucket=bucket, Key=o["Key"])["Body"].read() for o in listing}
     root = app.extensions["odoosaas"].settings.data_dir / "backups"
@@ -110,7 +119,8 @@ def objects(app, store: dict) -> dict[str, bytes]:
 
 def overwrite(app, store: dict, name: str, data: bytes) -> None:
     if store:
-        s3_client(app.s3).put_object(Bucket=store["backup_s3_bucket"], Key=store["backup_s3_prefix"] + name, Body=data)
+        bucket, prefix = located(store)
+        s3_client(app.s3).put_object(Bucket=bucket, Key=prefix + name, Body=data)
     else:
         (app.extensions["odoosaas"].settings.data_dir / "backups" / name).write_bytes(data)
 
@@ -215,7 +225,7 @@ def test_a_customer_cannot_list_download_or_restore_anothers(workdir, alice, bob
 
 
 @BOTH
-def test_a_corrupted_object_fails_verification_and_is_never_restored(app, store, alice, workdir):
+def test_a_corrupted_object_fails_verification_and_is_never_restored(app, store, alice, operator, workdir):
     tenant_id = running_tenant(app, alice, "brittle")
     crashed = start_worker(workdir, 0, "backup:dump", **store)  # the parts are stored, not yet verified
     backup_id = alice.post(f"/api/v1/tenants/{tenant_id}/backups").json["backup"]["id"]
@@ -234,6 +244,8 @@ def test_a_corrupted_object_fails_verification_and_is_never_restored(app, store,
 
     good = back_up(app, alice, tenant_id)  # verified, then damaged in the store: the restore checks it again
     assert good["status"] == "verified"
+    servers = operator.get("/api/v1/admin/db-servers").json["items"]
+    assert [s["backups_verified"] for s in servers] == [0.5], "operators see the share of verified backups"
     before = rows(app, tenant_id)
     name = next(name for name in objects(app, store) if name.endswith(f"{good['id']}/files"))
     overwrite(app, store, name, objects(app, store)[name][:-5])
@@ -354,8 +366,8 @@ def test_the_sweep_schedules_per_tier_and_drops_expired_and_deleted_instances_ba
     assert not any(tenant_id in name for name in objects(app, {}))
 
 
-def test_s3_credentials_appear_in_no_response_log_or_argv(workdir, s3_server):
-    store = s3_settings(s3_server)
+def test_s3_credentials_appear_in_no_response_log_or_argv(workdir, s3_server, monkeypatch):
+    store = s3_settings(s3_server, monkeypatch)
     app = make_app(workdir, **store)
     caller = Caller(app.test_client(), "secretive@example.com")
     tenant_id = running_tenant(app, caller, "secretive")

@@ -74,7 +74,7 @@ def test_a_tenant_in_maintenance_shows_the_portals_page_not_a_502(workdir):
         platform.driver.stop(tenant)  # as a move's switch does
         platform.driver.route(tenant, Context(platform, tenant).spec(), maintenance=True)
         page = through_traefik(port, "calm.localhost", 503)
-        assert page.status_code == 503 and "moving to another database server" in page.text
+        assert page.status_code == 503 and "under maintenance" in page.text
         tenant = tenant_row(app, tenant_id)
         platform.driver.apply(tenant, Context(platform, tenant).spec())  # as the switch brings it back
         platform.driver.route(tenant, Context(platform, tenant).spec())

@@ -1,10 +1,10 @@
 """What the operator sees across tenants: counts, nodes, database servers."""
 from psycopg.conninfo import conninfo_to_dict
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 
 from odoosaas.errors import Invalid, NotFound, TemporaryError
 from odoosaas.pg import ops
-from odoosaas.store.models import DbServer, Event, Tenant
+from odoosaas.store.models import DbServer, Event, Operation, Tenant
 from odoosaas.tenants import rules, service
 
 
@@ -12,12 +12,20 @@ def counts(db, column) -> dict[str, int]:
     return dict(db.execute(select(column, func.count()).where(Tenant.status != "deleted").group_by(column)).all())
 
 
+def verified_shares(db) -> dict:
+    """Per server, the share of its tenants' finished backups that were verified (restored and matched)."""
+    verified = func.avg(case((Operation.status == "done", 1.0), else_=0.0))
+    return dict(db.execute(select(Tenant.db_server_id, verified).join(Operation, Operation.tenant_id == Tenant.id).where(
+        Operation.kind == "backup", Operation.status.in_(("done", "failed"))).group_by(Tenant.db_server_id)).all())
+
+
 def db_servers(db) -> list[dict]:
-    loads = counts(db, Tenant.db_server_id)  # all but deleted tenants hold a database on their server
+    loads, verified = counts(db, Tenant.db_server_id), verified_shares(db)  # all but deleted tenants hold a database
     servers = db.scalars(select(DbServer).where(DbServer.status != "deleted").order_by(DbServer.kind, DbServer.name))
     return [{"id": s.id, "name": s.name, "kind": s.kind, "host": s.host, "port": s.port, "status": s.status,
              "tenants": loads.get(s.id, 0), "capacity": s.capacity,
-             "utilization": round(loads.get(s.id, 0) / s.capacity, 4) if s.capacity else 0.0} for s in servers]
+             "utilization": round(loads.get(s.id, 0) / s.capacity, 4) if s.capacity else 0.0,
+             "backups_verified": None if verified.get(s.id) is None else round(verified[s.id], 4)} for s in servers]
 
 
 def with_owner(tenant: Tenant) -> dict:
