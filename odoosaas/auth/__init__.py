@@ -21,9 +21,9 @@ def public_user(user: User) -> dict:
             "is_admin": user.is_admin, "created_at": user.created_at.isoformat()}
 
 
-def make_provider(settings, store, mailer):
+def make_provider(settings, store):
     if settings.auth == "supabase":
         from odoosaas.auth.supabase import SupabaseProvider
         return SupabaseProvider(settings, store)
     from odoosaas.auth.builtin import BuiltinProvider
-    return BuiltinProvider(settings, store, mailer)
+    return BuiltinProvider(settings, store)
