@@ -1,13 +1,13 @@
-"""Pages for accounts: landing, sign-up, log-in, log-out, forgotten password, profile."""
+"""Pages for accounts: landing, sign-up, log-in, log-out, forgotten password, profile.
+
+The forms call the auth API's views (plain functions), so a page and its API call share one rate limit."""
 import contextlib
-import functools
 
 from flask import Blueprint, flash, g, redirect, render_template, request, session, url_for
 
+from odoosaas.api import auth as answers
 from odoosaas.api.schemas import Login, Profile, ResetConfirm, ResetRequest, Signup
 from odoosaas.errors import Unauthenticated
-from odoosaas.limits import rate_limited
-from odoosaas.reconcile import operations
 from odoosaas.web.pages import fields, keep_tokens, platform, submit
 
 bp = Blueprint("account", __name__)
@@ -19,30 +19,29 @@ def landing():
     return redirect(url_for("web.instances.index" if g.user else ".login_form"))
 
 
-def form_page(path: str, model, limit=lambda view: view):
+def form_page(path: str, model):
     """A page with a form: GET shows it, empty but for what its link brings (`/login?email=`,
-    `/reset-password?token=`); POST checks it with the API's `model` and runs the decorated action
-    (under the rate `limit`, if any); both use the template named like the action."""
+    `/reset-password?token=`); POST checks it with the API's `model` and runs the decorated action;
+    both use the template named like the action."""
     def register(action):
         name = action.__name__
         template = f"{name}.html"
         bp.add_url_rule(path, f"{name}_form", lambda: render_template(template, errors={}, form=request.args))
-        view = functools.wraps(action)(lambda: submit(model, fields(), action, template))  # limits key on the name
-        bp.add_url_rule(path, name, limit(view), methods=["POST"])
+        bp.add_url_rule(path, name, lambda: submit(model, fields(), action, template), methods=["POST"])
         return action
     return register
 
 
-@form_page("/signup", Signup, rate_limited("signup"))
+@form_page("/signup", Signup)
 def signup(body: Signup):
-    platform().billing.signed_up(platform().auth.signup(body.email, body.password, body.full_name))
+    answers.signup(body)
     flash("Your account is ready: log in.")
     return redirect(url_for(".login", email=body.email))
 
 
-@form_page("/login", Login, rate_limited("login", per_account=True))
+@form_page("/login", Login)
 def login(body: Login):
-    issued = platform().auth.login(body.email, body.password)
+    issued = answers.login(body)
     session.clear()  # a fresh session (and CSRF token) for the signed-in user
     keep_tokens(issued)
     return redirect(local_target(request.args.get("next", "")))
@@ -62,16 +61,16 @@ def logout():
     return redirect(url_for(".landing"))
 
 
-@form_page("/forgot-password", ResetRequest, rate_limited("reset", per_account=True))
+@form_page("/forgot-password", ResetRequest)
 def forgot(body: ResetRequest):
-    operations.enqueue(platform(), "password_reset", params={"email": body.email})  # mailed by the worker
+    answers.password_reset(body)
     flash("If an account uses this address, a link to set a new password is on its way.")
     return redirect(url_for(".login"))
 
 
-@form_page("/reset-password", ResetConfirm, rate_limited("reset-confirm"))
+@form_page("/reset-password", ResetConfirm)
 def reset(body: ResetConfirm):
-    platform().auth.confirm_reset(body.token, body.password)
+    answers.password_reset_confirm(body)
     flash("Your password is changed: log in with the new one.")
     return redirect(url_for(".login"))
 
