@@ -36,8 +36,7 @@ def bearer_token() -> str:
 def current_user():
     """The caller, from the bearer token (or the dashboard's session); 401 otherwise."""
     if "user" not in g:  # calls that change something ask the provider: a banned or logged-out user stops now
-        auth = platform().auth
-        g.user = (auth.authenticate if request.method == "GET" else auth.verify_live)(bearer_token())
+        g.user = platform().auth.authenticate(bearer_token(), live=request.method != "GET")
     return g.user
 
 

@@ -5,9 +5,8 @@ Both have these verbs, and raise the API's errors (odoosaas/errors.py):
   -> `{access_token, refresh_token, token_type, expires_in, user}`; `logout(access_token)`;
 - `request_reset(email)`: mail a reset link if the account exists (the worker calls it);
   `confirm_reset(token, password)`: set the password, end the user's sessions;
-- `authenticate(access_token) -> User`: a check of the token here, for reads;
-  `verify_live(access_token) -> User`: also asks the provider (not banned, deleted or logged out),
-  for calls that change something;
+- `authenticate(access_token, live=False) -> User`: a check of the token here, for reads; `live` also
+  asks the provider (not banned, deleted or logged out), for calls that change something;
 - `update_profile(access_token, {full_name?, company?}) -> User` (the fields to change);
   `ensure_operator(email, password) -> User`: `create-admin` and `ODOOSAAS_ADMIN_EMAIL`.
 

@@ -6,7 +6,6 @@ tab refreshing the same token within the grace gets the very token the first one
 successor is the family's current one is the one rotated away last: the store keeps only the current hash."""
 import contextlib
 import ctypes
-import functools
 import hashlib
 import hmac
 import secrets
@@ -29,6 +28,7 @@ REUSE_INTERVAL = timedelta(seconds=10)  # as Supabase Auth's refresh_token_reuse
 # 115 MB steady, 136 MB at most (bench/login_memory.py). Older hashes still verify.
 HASHER = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
 ONE_AT_A_TIME = threading.BoundedSemaphore(1)
+DUMMY_HASH = HASHER.hash(secrets.token_hex(8))  # checked for unknown emails: they take as long as wrong passwords
 
 
 def digest(token: str) -> str:
@@ -56,11 +56,6 @@ class BuiltinProvider:
         self.jwt_key = hashlib.sha256(b"odoosaas-jwt:" + settings.secret_key.encode()).hexdigest()
         self.chain_key = hashlib.sha256(b"odoosaas-refresh:" + settings.secret_key.encode()).digest()
 
-    @functools.cached_property
-    def dummy_hash(self) -> str:
-        """Checked for unknown emails, so they take as long as wrong passwords."""
-        return hashed(secrets.token_hex(8))
-
     def signup(self, email: str, password: str, full_name: str = "") -> User:
         user = User(email=email.lower(), password_hash=hashed(password), full_name=full_name)
         try:
@@ -74,7 +69,7 @@ class BuiltinProvider:
         with self.store.session() as db:
             user = db.scalar(select(User).where(User.email == email.lower()))
             try:
-                verify(user.password_hash if user and user.password_hash else self.dummy_hash, password)
+                verify(user.password_hash if user and user.password_hash else DUMMY_HASH, password)
                 assert user is not None
             except Exception:  # wrong password, or no such user (hash checked anyway)
                 raise Unauthenticated("Wrong email or password.") from None
@@ -117,7 +112,8 @@ class BuiltinProvider:
         except jwt.InvalidTokenError:
             raise Unauthenticated("The access token is not valid.") from None
 
-    def authenticate(self, access_token: str) -> User:
+    def authenticate(self, access_token: str, live: bool = False) -> User:
+        """`live` asks nothing more here: the session's row is read either way."""
         claims = self._claims(access_token)
         with self.store.session() as db:
             family = db.get(AuthSession, claims["sid"])
@@ -151,8 +147,6 @@ class BuiltinProvider:
             row.used_at = now()
             db.get(User, row.user_id).password_hash = hashed(password)
             db.execute(update(AuthSession).where(AuthSession.user_id == row.user_id).values(revoked_at=now()))
-
-    verify_live = authenticate  # the session's row was already read: nothing more to ask
 
     def update_profile(self, access_token: str, changes: dict) -> User:
         with self.store.session() as db:

@@ -27,9 +27,8 @@ def keep_tokens(issued: dict) -> None:
 def signed_in_user():
     """The user of the session's access token; an expired one is refreshed once, else None."""
     auth = platform().auth
-    check = auth.authenticate if request.method == "GET" else auth.verify_live  # changes ask the provider
-    with contextlib.suppress(Unauthenticated):
-        return check(session.get("access", ""))
+    with contextlib.suppress(Unauthenticated):  # changes ask the provider
+        return auth.authenticate(session.get("access", ""), live=request.method != "GET")
     if "refresh" in session:
         with contextlib.suppress(Unauthenticated):
             issued = auth.refresh(session["refresh"])
