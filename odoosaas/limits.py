@@ -19,9 +19,9 @@ def init_app(app) -> None:
 
 
 def account() -> str:
-    """The email a login or reset is about, sent as JSON (API) or as a form (pages)."""
-    body = request.get_json(silent=True) if request.is_json else request.form
-    return str(body.get("email", "")).strip().lower() if hasattr(body, "get") else ""
+    """The email a login or reset is about, sent as JSON (API) or as a form (pages). Limits are checked when the
+    view runs, so the body is already known to be a JSON object or a form."""
+    return str((request.get_json(silent=True) or request.form).get("email", "")).strip().lower()
 
 
 def rate_limited(route: str, per_account: bool = False):

@@ -3,8 +3,8 @@
 Bodies may hold single-use links, so they are never logged; file names carry no secret.
 """
 import logging
+import secrets
 import smtplib
-import uuid
 from datetime import datetime, timezone
 from email.message import EmailMessage
 
@@ -24,6 +24,5 @@ def send(settings, to: str, subject: str, body: str) -> None:
     else:
         outbox = settings.data_dir / "outbox"
         outbox.mkdir(parents=True, exist_ok=True)
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%f")
-        (outbox / f"{stamp}-{uuid.uuid4().hex[:8]}.eml").write_bytes(bytes(message))
+        (outbox / f"{datetime.now(timezone.utc):%Y%m%d%H%M%S%f}-{secrets.token_hex(3)}.eml").write_bytes(bytes(message))
     log.info("mail %r sent", subject)
