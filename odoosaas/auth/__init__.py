@@ -12,12 +12,6 @@ Both have these verbs, and raise the API's errors (odoosaas/errors.py):
 
 Users always have a row in the store, so tenants keep an owner whatever the provider.
 """
-from odoosaas.store.models import User
-
-
-def public_user(user: User) -> dict:
-    return {"id": user.id, "email": user.email, "full_name": user.full_name, "company": user.company,
-            "is_admin": user.is_admin, "created_at": user.created_at.isoformat()}
 
 
 def make_provider(settings, store):

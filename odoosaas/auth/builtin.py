@@ -149,11 +149,10 @@ class BuiltinProvider:
             db.execute(update(AuthSession).where(AuthSession.user_id == row.user_id).values(revoked_at=now()))
 
     def update_profile(self, access_token: str, changes: dict) -> User:
-        with self.store.session() as db:
-            row = db.get(User, self.authenticate(access_token).id)
-            for field, value in changes.items():  # full_name, company (the API's Profile)
-                setattr(row, field, value)
-        return row
+        user_id = self.authenticate(access_token).id
+        with self.store.session() as db:  # full_name, company (the API's Profile)
+            db.execute(update(User).where(User.id == user_id).values(**changes))
+            return db.get(User, user_id)
 
     def ensure_operator(self, email: str, password: str) -> User:
         with self.store.session() as db:
