@@ -32,11 +32,16 @@ def form_page(path: str, model):
     return register
 
 
+def done(message: str, endpoint: str, **values):
+    """Say `message` on the page the form leads to."""
+    flash(message)
+    return redirect(url_for(endpoint, **values))
+
+
 @form_page("/signup", Signup)
 def signup(body: Signup):
     answers.signup(body)
-    flash("Your account is ready: log in.")
-    return redirect(url_for(".login", email=body.email))
+    return done("Your account is ready: log in.", ".login", email=body.email)
 
 
 @form_page("/login", Login)
@@ -44,13 +49,9 @@ def login(body: Login):
     issued = answers.login(body)
     session.clear()  # a fresh session (and CSRF token) for the signed-in user
     keep_tokens(issued)
-    return redirect(local_target(request.args.get("next", "")))
-
-
-def local_target(target: str) -> str:
-    """Where to go after log-in: a path on this site only."""
+    target = request.args.get("next", "")  # where to go now: a path on this site only
     local = target.startswith("/") and not target.startswith("//") and "\\" not in target and target.isprintable()
-    return target if local else url_for(".landing")
+    return redirect(target if local else url_for(".landing"))
 
 
 @bp.post("/logout")
@@ -64,19 +65,16 @@ def logout():
 @form_page("/forgot-password", ResetRequest)
 def forgot(body: ResetRequest):
     answers.password_reset(body)
-    flash("If an account uses this address, a link to set a new password is on its way.")
-    return redirect(url_for(".login"))
+    return done("If an account uses this address, a link to set a new password is on its way.", ".login")
 
 
 @form_page("/reset-password", ResetConfirm)
 def reset(body: ResetConfirm):
     answers.password_reset_confirm(body)
-    flash("Your password is changed: log in with the new one.")
-    return redirect(url_for(".login"))
+    return done("Your password is changed: log in with the new one.", ".login")
 
 
 @form_page("/profile", Profile)
 def profile(body: Profile):
     platform().auth.update_profile(session["access"], body.model_dump(exclude_none=True))
-    flash("Profile saved.")
-    return redirect(url_for(".profile_form"))
+    return done("Profile saved.", ".profile_form")
