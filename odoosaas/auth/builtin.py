@@ -28,7 +28,7 @@ REUSE_INTERVAL = timedelta(seconds=10)  # as Supabase Auth's refresh_token_reuse
 # 115 MB steady, 136 MB at most (bench/login_memory.py). Older hashes still verify.
 HASHER = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
 ONE_AT_A_TIME = threading.BoundedSemaphore(1)
-DUMMY_HASH = HASHER.hash(secrets.token_hex(8))  # checked for unknown emails: they take as long as wrong passwords
+DUMMY_HASH = HASHER.hash(secrets.token_hex(16))  # checked for unknown emails: they take as long as wrong passwords
 
 
 def digest(token: str) -> str:
@@ -41,7 +41,7 @@ def hashed(password: str) -> str:
 
 
 def verify(password_hash: str, password: str) -> None:
-    """Returns, or raises argon2's VerificationError or InvalidHashError."""
+    """Returns, or raises: the password does not match (or the hash is not argon2's)."""
     with ONE_AT_A_TIME:
         HASHER.verify(password_hash, password)
 
@@ -68,10 +68,9 @@ class BuiltinProvider:
     def login(self, email: str, password: str) -> dict:
         with self.store.session() as db:
             user = db.scalar(select(User).where(User.email == email.lower()))
-            try:
+            try:  # no such user: DUMMY_HASH, whose password nobody knows, is checked all the same
                 verify(user.password_hash if user and user.password_hash else DUMMY_HASH, password)
-                assert user is not None
-            except Exception:  # wrong password, or no such user (hash checked anyway)
+            except Exception:  # argon2's VerificationError or InvalidHashError
                 raise Unauthenticated("Wrong email or password.") from None
             family_id = new_id()
             refresh_token = f"{family_id}.{secrets.token_urlsafe(32)}"
