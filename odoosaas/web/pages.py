@@ -27,8 +27,8 @@ def keep_tokens(issued: dict) -> None:
 def signed_in_user():
     """The user of the session's access token; an expired one is refreshed once, else None."""
     auth = platform().auth
-    with contextlib.suppress(Unauthenticated):  # changes ask the provider
-        return auth.authenticate(session.get("access", ""), live=request.method != "GET")
+    with contextlib.suppress(Unauthenticated):
+        return auth.authenticate(session.get("access", ""), live=request.method != "GET")  # changes ask the provider
     if "refresh" in session:
         with contextlib.suppress(Unauthenticated):
             issued = auth.refresh(session["refresh"])
