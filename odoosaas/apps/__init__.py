@@ -36,10 +36,10 @@ class Spec:
 
 @dataclass
 class Workload:
-    """How a template runs on Kubernetes: the container, its Secret values and pod security."""
+    """How a template runs on Kubernetes: the container, its Secret values and the uid it runs as."""
     container: dict
     secret: dict
-    pod_context: dict | None = None
+    uid: int
     init: dict | None = None  # a container to run to completion once before the app (a Job)
 
 

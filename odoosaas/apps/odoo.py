@@ -17,7 +17,6 @@ import psycopg
 from psycopg import sql
 
 from odoosaas.apps import Workload, pbkdf2_sha512, write_private
-from odoosaas.drivers.k8s import specs
 from odoosaas.errors import PermanentError, TemporaryError
 from odoosaas.pg import ops
 
@@ -164,12 +163,10 @@ class OdooTemplate:
         args = [FLAGS.get(key, "--" + key.replace("_", "-")) + ("" if value in ("True", "False") else f"={value}")
                 for key, value in options(spec).items()]  # the options as flags; booleans bare
         container = {"name": "odoo", "image": settings.k8s_odoo_image, "env": env, "args": args,
-                     "securityContext": specs.restricted(uid),
                      "volumeMounts": [{"name": "filestore", "mountPath": "/var/lib/odoo"}]}
         init = {**container, "name": "init",
                 "args": [*args, "-i", ",".join(["base", *spec.modules]), "--stop-after-init"]}
-        context = {"runAsNonRoot": True, "fsGroup": uid, "seccompProfile": {"type": "RuntimeDefault"}}
-        return Workload(container, {"db-password": db["password"]}, context, init)
+        return Workload(container, {"db-password": db["password"]}, uid, init)
 
 
 def build_template(conn, server: dict) -> None:

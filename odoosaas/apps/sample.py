@@ -14,7 +14,6 @@ from pathlib import Path
 import psycopg
 
 from odoosaas.apps import Workload, pbkdf2_sha512, write_private
-from odoosaas.drivers.k8s import specs
 
 SCHEMA = ("CREATE TABLE IF NOT EXISTS sample_visits (id int PRIMARY KEY, visits bigint NOT NULL);"
           "CREATE TABLE IF NOT EXISTS sample_admin (id int PRIMARY KEY, login text NOT NULL, password text NOT NULL)")
@@ -52,10 +51,8 @@ class SampleTemplate:
         config = json.dumps({"name": spec.subdomain, "host": "0.0.0.0", "port": 8069, "database": spec.database})
         container = {"name": "sample", "image": settings.k8s_platform_image,
                      "command": ["python", "-m", "odoosaas.apps.sample", "/etc/odoosaas/sample.json"],
-                     "securityContext": specs.restricted(10001),
                      "volumeMounts": [{"name": "secrets", "mountPath": "/etc/odoosaas", "readOnly": True}]}
-        context = {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
-        return Workload(container, {"sample.json": config}, context)
+        return Workload(container, {"sample.json": config}, 10001)
 
 
 TEMPLATE = SampleTemplate()

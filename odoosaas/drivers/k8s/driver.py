@@ -52,8 +52,8 @@ class KubernetesDriver:
         self._tenant_namespace(spec)
         self._send(specs.secret("tenant", ns, workload.secret), specs.filestore(spec, self.settings.k8s_storage_class))
         if workload.init is not None:
-            self._run_once(ns, specs.job("init", ns, workload.init, workload.pod_context))
-        self._send(specs.deployment(spec, workload.container, workload.pod_context), specs.service(spec))
+            self._run_once(ns, specs.job("init", ns, workload.init, workload.uid))
+        self._send(specs.deployment(spec, workload.container, workload.uid), specs.service(spec))
 
     def _tenant_namespace(self, spec) -> None:
         db_host, ns = spec.database["host"], specs.namespace_name(spec.subdomain)

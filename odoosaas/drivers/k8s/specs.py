@@ -114,25 +114,23 @@ def filestore(spec, storage_class: str) -> dict:
             "spec": claim(spec.resources.storage_gb, storage_class)}
 
 
-def restricted(uid: int) -> dict:
-    """Container security that passes Pod Security `restricted`."""
-    return {"runAsNonRoot": True, "runAsUser": uid, "runAsGroup": uid, "allowPrivilegeEscalation": False,
-            "capabilities": {"drop": ["ALL"]}, "seccompProfile": {"type": "RuntimeDefault"}}
-
-
 def limits(spec) -> dict:
     r = spec.resources
     return {"limits": {"cpu": f"{r.cpu_millicores}m", "memory": f"{r.memory_mb}Mi"},
             "requests": {"cpu": f"{r.cpu_millicores // 4}m", "memory": f"{r.memory_mb // 2}Mi"}}
 
 
-def pod(labels: dict, context: dict, container: dict, volumes: list, **more) -> dict:
-    """A pod template; no ServiceAccount token: what runs in it never calls the Kubernetes API."""
+def pod(labels: dict, uid: int, container: dict, volumes: list, **more) -> dict:
+    """A pod template that passes Pod Security `restricted`, run as `uid` (its volumes that group's); no
+    ServiceAccount token: what runs in it never calls the Kubernetes API."""
+    context = {"runAsNonRoot": True, "runAsUser": uid, "runAsGroup": uid, "fsGroup": uid,
+               "seccompProfile": {"type": "RuntimeDefault"}}
+    container = {**container, "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}}
     return {"metadata": {"labels": labels}, "spec": {"securityContext": context, "automountServiceAccountToken": False,
                                                      "containers": [container], "volumes": volumes, **more}}
 
 
-def deployment(spec, container: dict, pod_security_context: dict) -> dict:
+def deployment(spec, container: dict, uid: int) -> dict:
     """The app, spread over nodes: anti-affinity across every tenant namespace."""
     ns = namespace_name(spec.subdomain)
     probe = {"httpGet": {"path": "/web/health", "port": PORT}, "periodSeconds": 10}
@@ -141,17 +139,17 @@ def deployment(spec, container: dict, pod_security_context: dict) -> dict:
                  "startupProbe": {**probe, "failureThreshold": 60}}
     spread = {"weight": 100, "podAffinityTerm": {"labelSelector": {"matchLabels": APP_LABEL},
                                                  "namespaceSelector": {}, "topologyKey": "kubernetes.io/hostname"}}
-    template = pod({**APP_LABEL, "app": "odoo"}, pod_security_context, container, [FILESTORE, SECRETS],
+    template = pod({**APP_LABEL, "app": "odoo"}, uid, container, [FILESTORE, SECRETS],
                    affinity={"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [spread]}})
     return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": meta("app", ns, APP_LABEL),
             "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "odoo"}},
                      "strategy": {"type": "Recreate"}, "template": template}}
 
 
-def job(name: str, ns: str, container: dict, pod_context: dict) -> dict:
+def job(name: str, ns: str, container: dict, uid: int) -> dict:
     """Runs once to completion before the app (e.g. Odoo installing `base`). A Job's pod template
     cannot change, so its name carries a hash of it: a new image or database host is a new Job."""
-    template = pod(APP_LABEL, pod_context, container, [FILESTORE], restartPolicy="Never")
+    template = pod(APP_LABEL, uid, container, [FILESTORE], restartPolicy="Never")
     digest = hashlib.sha256(json.dumps(template, sort_keys=True).encode()).hexdigest()[:10]
     return {"apiVersion": "batch/v1", "kind": "Job", "metadata": meta(f"{name}-{digest}", ns, {JOB_LABEL: name}),
             "spec": {"backoffLimit": 2, "template": template}}
@@ -188,12 +186,11 @@ def postgres(name: str, namespace: str, settings, storage_gb: int) -> list[dict]
            {"name": "POSTGRES_PASSWORD", "valueFrom": {"secretKeyRef": {"name": name, "key": "password"}}}]
     mounts = [{"name": "data", "mountPath": "/data"}, {"name": "run", "mountPath": "/var/run/postgresql"}]
     container = {"name": "postgres", "image": settings.k8s_postgres_image, "env": env, "volumeMounts": mounts,
-                 "ports": [{"containerPort": 5432}], "securityContext": restricted(999),
+                 "ports": [{"containerPort": 5432}],
                  "readinessProbe": {"exec": {"command": ["pg_isready", "-U", "odoosaas"]}, "periodSeconds": 5},
                  "resources": {"requests": {"cpu": "250m", "memory": "512Mi"}, "limits": {"cpu": "2", "memory": "2Gi"}}}
     data = {"metadata": {"name": "data"}, "spec": claim(storage_gb, settings.k8s_storage_class)}
-    template = pod(labels, {"fsGroup": 999, "seccompProfile": {"type": "RuntimeDefault"}}, container,
-                   [{"name": "run", "emptyDir": {}}])
+    template = pod(labels, 999, container, [{"name": "run", "emptyDir": {}}])  # the image's postgres user
     service = {"apiVersion": "v1", "kind": "Service", "metadata": meta(name, namespace, labels),
                "spec": {"clusterIP": "None", "selector": labels, "ports": [{"name": "postgres", "port": 5432}]}}
     return [service, {"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": meta(name, namespace, labels),
