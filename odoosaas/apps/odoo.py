@@ -69,19 +69,16 @@ def process_env(spec) -> dict[str, str]:
     return {"MALLOC_ARENA_MAX": "2", "ODOO_MAX_HTTP_THREADS": str(max(2, threads))}
 
 
-def write_config(path: Path, values: dict) -> Path:
+def write_config(path: Path, db: dict, data_dir, **values) -> Path:
+    """An Odoo config file for a local process; 0600, as it holds the database password."""
+    values = {"db_host": db["host"], "db_port": db["port"], "db_user": db["user"], "db_password": db["password"],
+              "addons_path": odoo_bin().with_name("addons"), "data_dir": data_dir, **values}
     write_private(path, "[options]\n" + "".join(f"{key} = {value}\n" for key, value in values.items()))
     return path
 
 
-def db_options(database: dict) -> dict[str, str]:
-    return {"db_host": database["host"], "db_port": str(database["port"]), "db_user": database["user"],
-            "db_password": database["password"], "addons_path": str(odoo_bin().parent / "addons")}
-
-
 def local_config(spec, path: Path, data_dir: Path, port: int = 0) -> Path:
-    return write_config(path, {**options(spec), **db_options(spec.database), "http_interface": "127.0.0.1",
-                               "http_port": str(port), "data_dir": str(data_dir)})
+    return write_config(path, spec.database, data_dir, **options(spec), http_interface="127.0.0.1", http_port=port)
 
 
 def tenant_connection(spec) -> psycopg.Connection:
@@ -178,9 +175,8 @@ def build_template(conn, server: dict) -> None:
     ops.create_database(conn, building, server["user"])  # owned by no tenant
     with ops.connect(server, building) as inside, tempfile.TemporaryDirectory() as scratch:
         inside.execute(sql.SQL("GRANT CREATE ON SCHEMA public TO {}").format(sql.Identifier(TEMPLATE_DB)))
-        values = {**db_options({**server, "user": TEMPLATE_DB, "password": password}), "db_name": building,
-                  "data_dir": scratch, "without_demo": "all"}
-        run(write_config(Path(scratch) / "odoo.conf", values), "-i", "base")
+        run(write_config(Path(scratch) / "odoo.conf", {**server, "user": TEMPLATE_DB, "password": password}, scratch,
+                         db_name=building, without_demo="all"), "-i", "base")
         # then its files (logo, flags, icons) into the database
         for row_id, name in inside.execute("SELECT id, store_fname FROM ir_attachment "
                                            "WHERE store_fname IS NOT NULL").fetchall():
