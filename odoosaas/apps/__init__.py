@@ -17,21 +17,18 @@ KNOWN = ("odoo", "sample")
 
 @dataclass
 class Spec:
-    """Everything a driver needs to run one tenant's app; holds secrets, never logged."""
+    """Everything a driver needs to run one tenant's app; holds secrets, kept out of its repr (and so of logs)."""
     tenant_id: str
     subdomain: str
     app: str
     tier: str
     resources: Resources
-    database: dict  # host, port, dbname, user, password
-    admin_email: str
-    admin_password: str
+    database: dict = field(repr=False)  # host, port, dbname, user, password
+    admin_email: str = field(repr=False)
+    admin_password: str = field(repr=False)
     url: str
     modules: list[str] = field(default_factory=list)  # apps to install at creation
     domains: dict[str, bool] = field(default_factory=dict)  # proven custom domains -> has a certificate
-
-    def __repr__(self) -> str:
-        return f"Spec({self.subdomain!r}, app={self.app!r})"
 
 
 @dataclass
