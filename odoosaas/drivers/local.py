@@ -25,10 +25,8 @@ from odoosaas.pg.clusters import Cluster, free_port, pg_bin, unreachable
 
 def find_traefik(settings) -> str:
     cached = Path(os.environ.get("ODOOSAAS_CACHE", Path.home() / ".cache" / "odoosaas")) / "bin" / "traefik"
-    for candidate in (settings.traefik_bin, shutil.which("traefik"), str(cached)):
-        if candidate and os.access(candidate, os.X_OK):
-            return candidate
-    return ""
+    found = (c for c in (settings.traefik_bin, shutil.which("traefik"), str(cached)) if c and os.access(c, os.X_OK))
+    return next(found, "")
 
 
 def each(action, items: list) -> None:

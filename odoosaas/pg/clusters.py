@@ -53,11 +53,10 @@ class Cluster:
         self.folder, self.data = folder, folder / "data"
 
     def ensure(self, port: int, superuser: str, password: str, max_connections: int = 300) -> None:
-        """Create (again, if a crash left half a cluster) and start; idempotent."""
+        """Create (again, if a crash left half a cluster) and start (a running one stays); idempotent."""
         if not (self.folder / READY_MARK).exists():
             self._init(port, superuser, password, max_connections)
-        if not self.running():
-            self.start()
+        self.start()
 
     def _init(self, port: int, superuser: str, password: str, max_connections: int) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)
