@@ -1,7 +1,8 @@
-"""App templates: how to run an app, tell it is ready and set its admin login.
+"""App templates: how to run an app and set its admin login.
 
-Each template is a small object; drivers ask it for a command (local) or an image and
-environment (Kubernetes), and the reconciler asks it to set the admin credentials.
+Each template is a module of the same few functions; drivers ask it for a command (local) or an
+image and environment (Kubernetes), and the reconciler asks it to set the admin credentials.
+Every app answers `/web/health` as Odoo does: that is how drivers tell it is ready.
 """
 import base64
 import hashlib
@@ -42,7 +43,7 @@ class Workload:
 
 def template(name: str):
     from odoosaas.apps import odoo, sample
-    return {"odoo": odoo.TEMPLATE, "sample": sample.TEMPLATE}[name]
+    return {"odoo": odoo, "sample": sample}[name]
 
 
 def resolve(name: str, settings) -> str:

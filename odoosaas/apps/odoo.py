@@ -85,85 +85,89 @@ def tenant_connection(spec) -> psycopg.Connection:
     return ops.connect(spec.database, spec.database["dbname"])
 
 
-class OdooTemplate:
-    health_path = "/web/health"
+def create_database(conn, server: dict, name: str, spec, clone: bool) -> None:
+    """A clone of the server's template made the tenant's own (`clone`: a shared local server);
+    else an empty database that `initialise` (or the Kubernetes init Job) fills."""
+    if clone and not ops.database_exists(conn, name):
+        with ops.advisory_lock(conn, TEMPLATE_DB):  # two tenants on a new server: one builds, both clone
+            if not ops.database_exists(conn, TEMPLATE_DB):
+                build_template(conn, server)
+        ops.create_database(conn, name, name, template=TEMPLATE_DB)
+    ops.ensure_database(conn, name, name)
+    if clone:
+        make_own(server, name, spec)
 
-    def create_database(self, conn, server: dict, name: str, spec, clone: bool) -> None:
-        """A clone of the server's template made the tenant's own (`clone`: a shared local server);
-        else an empty database that `initialise` (or the Kubernetes init Job) fills."""
-        if clone and not ops.database_exists(conn, name):
-            with ops.advisory_lock(conn, TEMPLATE_DB):  # two tenants on a new server: one builds, both clone
-                if not ops.database_exists(conn, TEMPLATE_DB):
-                    build_template(conn, server)
-            ops.create_database(conn, name, name, template=TEMPLATE_DB)
-        ops.ensure_database(conn, name, name)
-        if clone:
-            make_own(server, name, spec)
 
-    def local_command(self, spec, workdir: Path, port: int) -> tuple[list[str], dict]:
-        config = local_config(spec, workdir / "odoo.conf", workdir / "filestore", port)
-        return [*command(), "-c", str(config)], {"PATH": os.environ.get("PATH", ""), **process_env(spec)}
+def local_command(spec, workdir: Path, port: int) -> tuple[list[str], dict]:
+    config = local_config(spec, workdir / "odoo.conf", workdir / "filestore", port)
+    return [*command(), "-c", str(config)], {"PATH": os.environ.get("PATH", ""), **process_env(spec)}
 
-    def initialise(self, spec, workdir: Path) -> None:
-        """Install what the database lacks: the requested apps (and `base` in an empty database)."""
-        if missing := self.missing(spec, spec.modules):
-            self.install_modules(spec, workdir, missing)
 
-    def missing(self, spec, names: list[str]) -> list[str]:
-        with tenant_connection(spec) as conn:
-            if conn.execute("SELECT to_regclass('ir_module_module')").fetchone()[0] is None:
-                return ["base", *names]
-            installed = {row[0] for row in conn.execute(
-                "SELECT name FROM ir_module_module WHERE state = 'installed' AND name = ANY(%s)", (names,))}
-        return [name for name in names if name not in installed]
+def initialise(spec, workdir: Path) -> None:
+    """Install what the database lacks: the requested apps (and `base` in an empty database)."""
+    if names := missing(spec, spec.modules):
+        install_modules(spec, workdir, names)
 
-    def install_modules(self, spec, workdir: Path, names: list[str]) -> None:
-        """`odoo-bin -i` beside the running server, which reloads its registry when the database
-        signals the change (Odoo's `base_registry_signaling` sequence)."""
-        workdir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        run(local_config(spec, workdir / "odoo-install.conf", workdir / "filestore"), "-i", ",".join(names))
 
-    def installed_modules(self, spec) -> list[dict]:
-        """Every app the instance knows, with its state (`installed`, `uninstalled`, ...)."""
-        with tenant_connection(spec) as conn:
-            rows = conn.execute("SELECT name, shortdesc->>'en_US', state FROM ir_module_module "
-                                "WHERE application ORDER BY name").fetchall()
-        return [{"name": name, "title": title, "state": state} for name, title, state in rows]
+def missing(spec, names: list[str]) -> list[str]:
+    with tenant_connection(spec) as conn:
+        if conn.execute("SELECT to_regclass('ir_module_module')").fetchone()[0] is None:
+            return ["base", *names]
+        installed = {row[0] for row in conn.execute(
+            "SELECT name FROM ir_module_module WHERE state = 'installed' AND name = ANY(%s)", (names,))}
+    return [name for name in names if name not in installed]
 
-    def set_admin(self, spec) -> None:
-        """Odoo has no setting for the admin login: write it, hashed as Odoo does, then signal the
-        caches so a running Odoo forgets sessions and checks made with the old password."""
-        digest = pbkdf2_sha512(spec.admin_password, ADMIN_ROUNDS)
-        with tenant_connection(spec) as conn, conn.transaction():
-            try:
-                conn.execute(f"UPDATE res_users SET login = %s, password = %s WHERE id = {ADMIN_ID}",
-                             (spec.admin_email, digest))
-            except psycopg.errors.UndefinedTable:
-                raise TemporaryError("waiting for Odoo to initialise its database", delay=5) from None
-            conn.execute(f"UPDATE res_partner SET email = %s WHERE id = (SELECT partner_id FROM res_users "
-                         f"WHERE id = {ADMIN_ID})", (spec.admin_email,))
-            conn.execute("SELECT nextval('base_cache_signaling_default')")
 
-    def set_url(self, spec) -> None:
-        """Links in mails follow the primary domain; frozen, or an admin's login would set it back."""
-        with tenant_connection(spec) as conn:
-            conn.cursor().executemany(SET_PARAMETER, [("web.base.url", spec.url), ("web.base.url.freeze", "True")])
-            conn.execute("SELECT nextval('base_cache_signaling_default')")  # a running Odoo rereads parameters
+def install_modules(spec, workdir: Path, names: list[str]) -> None:
+    """`odoo-bin -i` beside the running server, which reloads its registry when the database
+    signals the change (Odoo's `base_registry_signaling` sequence)."""
+    workdir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    run(local_config(spec, workdir / "odoo-install.conf", workdir / "filestore"), "-i", ",".join(names))
 
-    def k8s(self, spec, settings) -> Workload:
-        """The official image with the options the local runtime uses: its entrypoint reads
-        HOST/PORT/USER/PASSWORD; it runs as the non-root `odoo` user, whose uid the pod must name."""
-        db, uid = spec.database, settings.k8s_odoo_uid
-        plain = {"HOST": db["host"], "PORT": str(db["port"]), "USER": db["user"], **process_env(spec)}
-        env = [*({"name": name, "value": value} for name, value in plain.items()),  # the password from the Secret
-               {"name": "PASSWORD", "valueFrom": {"secretKeyRef": {"name": "tenant", "key": "db-password"}}}]
-        args = [FLAGS.get(key, "--" + key.replace("_", "-")) + ("" if value in ("True", "False") else f"={value}")
-                for key, value in options(spec).items()]  # the options as flags; booleans bare
-        container = {"name": "odoo", "image": settings.k8s_odoo_image, "env": env, "args": args,
-                     "volumeMounts": [{"name": "filestore", "mountPath": "/var/lib/odoo"}]}
-        init = {**container, "name": "init",
-                "args": [*args, "-i", ",".join(["base", *spec.modules]), "--stop-after-init"]}
-        return Workload(container, {"db-password": db["password"]}, uid, init)
+
+def installed_modules(spec) -> list[dict]:
+    """Every app the instance knows, with its state (`installed`, `uninstalled`, ...)."""
+    with tenant_connection(spec) as conn:
+        rows = conn.execute("SELECT name, shortdesc->>'en_US', state FROM ir_module_module "
+                            "WHERE application ORDER BY name").fetchall()
+    return [{"name": name, "title": title, "state": state} for name, title, state in rows]
+
+
+def set_admin(spec) -> None:
+    """Odoo has no setting for the admin login: write it, hashed as Odoo does, then signal the
+    caches so a running Odoo forgets sessions and checks made with the old password."""
+    digest = pbkdf2_sha512(spec.admin_password, ADMIN_ROUNDS)
+    with tenant_connection(spec) as conn, conn.transaction():
+        try:
+            conn.execute(f"UPDATE res_users SET login = %s, password = %s WHERE id = {ADMIN_ID}",
+                         (spec.admin_email, digest))
+        except psycopg.errors.UndefinedTable:
+            raise TemporaryError("waiting for Odoo to initialise its database", delay=5) from None
+        conn.execute(f"UPDATE res_partner SET email = %s WHERE id = (SELECT partner_id FROM res_users "
+                     f"WHERE id = {ADMIN_ID})", (spec.admin_email,))
+        conn.execute("SELECT nextval('base_cache_signaling_default')")
+
+
+def set_url(spec) -> None:
+    """Links in mails follow the primary domain; frozen, or an admin's login would set it back."""
+    with tenant_connection(spec) as conn:
+        conn.cursor().executemany(SET_PARAMETER, [("web.base.url", spec.url), ("web.base.url.freeze", "True")])
+        conn.execute("SELECT nextval('base_cache_signaling_default')")  # a running Odoo rereads parameters
+
+
+def k8s(spec, settings) -> Workload:
+    """The official image with the options the local runtime uses: its entrypoint reads
+    HOST/PORT/USER/PASSWORD; it runs as the non-root `odoo` user, whose uid the pod must name."""
+    db, uid = spec.database, settings.k8s_odoo_uid
+    plain = {"HOST": db["host"], "PORT": str(db["port"]), "USER": db["user"], **process_env(spec)}
+    env = [*({"name": name, "value": value} for name, value in plain.items()),  # the password from the Secret
+           {"name": "PASSWORD", "valueFrom": {"secretKeyRef": {"name": "tenant", "key": "db-password"}}}]
+    args = [FLAGS.get(key, "--" + key.replace("_", "-")) + ("" if value in ("True", "False") else f"={value}")
+            for key, value in options(spec).items()]  # the options as flags; booleans bare
+    container = {"name": "odoo", "image": settings.k8s_odoo_image, "env": env, "args": args,
+                 "volumeMounts": [{"name": "filestore", "mountPath": "/var/lib/odoo"}]}
+    init = {**container, "name": "init", "args": [*args, "-i", ",".join(["base", *spec.modules]), "--stop-after-init"]}
+    return Workload(container, {"db-password": db["password"]}, uid, init)
 
 
 def build_template(conn, server: dict) -> None:
@@ -209,6 +213,3 @@ def available_apps(configured: str = "") -> tuple[dict, ...]:
             found.append({"name": manifest.parent.name, "title": data.get("name", ""),
                           "summary": data.get("summary", ""), "category": data.get("category", "")})
     return tuple(found)
-
-
-TEMPLATE = OdooTemplate()

@@ -186,12 +186,12 @@ class LocalDriver:
         app = self.apps.get(tenant.id)
         if app is None or not app.running():
             return Observed(False, detail="the app process is not running")
-        port, health = self._port(tenant), apps.template(spec.app).health_path
+        port = self._port(tenant)
         checks = [(port, {})]
         if self.edge is not None:  # through Traefik too: the URL we hand out must already work
             checks.append((self.settings.traefik_port, {"Host": f"{tenant.subdomain}.{self.settings.base_domain}"}))
         if listener(port) in marked(tenant.id) and all(  # whoever answers must be this tenant's own process
-                answers(f"http://127.0.0.1:{via}{health}", headers) for via, headers in checks):
+                answers(f"http://127.0.0.1:{via}/web/health", headers) for via, headers in checks):
             return Observed(True, node=self.node)
         return Observed(False, detail="the app is starting")
 
