@@ -43,9 +43,10 @@ def locked(path: Path):
         yield
 
 
-def answers(url: str, headers: dict) -> bool:
-    """The URL answers 200 within 2 s."""
+def answers(port: int, host: str = "") -> bool:
+    """`/web/health` on a loopback port answers 200 within 2 s (for `host`, when Traefik listens there)."""
     with contextlib.suppress(httpx.HTTPError):
+        url, headers = f"http://127.0.0.1:{port}/web/health", {"Host": host} if host else {}
         return httpx.get(url, headers=headers, timeout=2).status_code == 200
     return False
 
@@ -183,17 +184,12 @@ class LocalDriver:
         return f"{self.settings.public_scheme}://{host}{suffix}"
 
     def observe(self, tenant, spec) -> Observed:
-        app = self.apps.get(tenant.id)
-        if app is None or not app.running():
-            return Observed(False, detail="the app process is not running")
-        port = self._port(tenant)
-        checks = [(port, {})]
-        if self.edge is not None:  # through Traefik too: the URL we hand out must already work
-            checks.append((self.settings.traefik_port, {"Host": f"{tenant.subdomain}.{self.settings.base_domain}"}))
-        if listener(port) in marked(tenant.id) and all(  # whoever answers must be this tenant's own process
-                answers(f"http://127.0.0.1:{via}/web/health", headers) for via, headers in checks):
+        port, host = self._port(tenant), f"{tenant.subdomain}.{self.settings.base_domain}"
+        # whoever answers must be this tenant's own process; and through Traefik too: the URL we hand out must work
+        if listener(port) in marked(tenant.id) and answers(port) and (
+                self.edge is None or answers(self.settings.traefik_port, host)):
             return Observed(True, node=self.node)
-        return Observed(False, detail="the app is starting")
+        return Observed(False, detail="the app does not answer yet")
 
     def usage(self, tenant) -> dict:
         """What the app's processes hold now (resident memory); CPU is not sampled locally."""

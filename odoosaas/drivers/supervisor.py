@@ -98,9 +98,6 @@ class Supervised:
             log.warning("app %s exited with %s; restarting in %.1fs", self.name, code, delay)
             self.stopping.wait(delay)
 
-    def running(self) -> bool:
-        return self.process is not None and self.process.poll() is None
-
     def stop(self) -> None:
         with self.lock:
             self.stopping.set()
