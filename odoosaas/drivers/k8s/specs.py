@@ -185,7 +185,6 @@ def postgres(name: str, namespace: str, settings, storage_gb: int) -> list[dict]
            {"name": "POSTGRES_PASSWORD", "valueFrom": {"secretKeyRef": {"name": name, "key": "password"}}}]
     mounts = [{"name": "data", "mountPath": "/data"}, {"name": "run", "mountPath": "/var/run/postgresql"}]
     container = {"name": "postgres", "image": settings.k8s_postgres_image, "env": env, "volumeMounts": mounts,
-                 "ports": [{"containerPort": 5432}],
                  "readinessProbe": {"exec": {"command": ["pg_isready", "-U", "odoosaas"]}, "periodSeconds": 5},
                  "resources": {"requests": {"cpu": "250m", "memory": "512Mi"}, "limits": {"cpu": "2", "memory": "2Gi"}}}
     data = {"metadata": {"name": "data"}, "spec": claim(storage_gb, settings.k8s_storage_class)}
