@@ -105,8 +105,7 @@ def local_command(spec, workdir: Path, port: int) -> tuple[list[str], dict]:
 
 def initialise(spec, workdir: Path) -> None:
     """Install what the database lacks: the requested apps (and `base` in an empty database)."""
-    if names := missing(spec, spec.modules):
-        install_modules(spec, workdir, names)
+    install_modules(spec, workdir, spec.modules)
 
 
 def missing(spec, names: list[str]) -> list[str]:
@@ -119,10 +118,11 @@ def missing(spec, names: list[str]) -> list[str]:
 
 
 def install_modules(spec, workdir: Path, names: list[str]) -> None:
-    """`odoo-bin -i` beside the running server, which reloads its registry when the database
-    signals the change (Odoo's `base_registry_signaling` sequence)."""
-    workdir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    run(local_config(spec, workdir / "odoo-install.conf", workdir / "filestore"), "-i", ",".join(names))
+    """Those of `names` the database lacks, by `odoo-bin -i` beside the running server, which reloads its
+    registry when the database signals the change (Odoo's `base_registry_signaling` sequence)."""
+    if names := missing(spec, names):
+        workdir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        run(local_config(spec, workdir / "odoo-install.conf", workdir / "filestore"), "-i", ",".join(names))
 
 
 def installed_modules(spec) -> list[dict]:
