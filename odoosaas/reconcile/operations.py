@@ -97,10 +97,8 @@ def install_modules(ctx) -> None:
     """Odoo apps the owner asked for (FE-3), beside the running server; local driver only so far."""
     if not hasattr(ctx.platform.driver, "workdir"):
         raise PermanentError("Installing apps after creation is not available on this runtime yet.")
-    spec, template = ctx.spec(), apps.template(ctx.tenant.app)
-    missing = template.missing(spec, ctx.params["names"])
-    if missing:
-        template.install_modules(spec, ctx.platform.driver.workdir(ctx.tenant), missing)
+    workdir = ctx.platform.driver.workdir(ctx.tenant)
+    apps.template(ctx.tenant.app).install_modules(ctx.spec(), workdir, ctx.params["names"])
 
 
 register("password_reset", ("send", send_password_reset))
