@@ -25,20 +25,17 @@ from odoosaas.store.models import Operation, Tenant, now
 from odoosaas.tenants import domains
 
 log = logging.getLogger(__name__)
+# tenants whose desired state is not reached (a permanent failure waits for the user)
+LAGGING = select(Tenant.id).where(Tenant.status != "deleted", Tenant.observed_generation != Tenant.generation)
 
 
 def free(model):
     return or_(model.lease_until.is_(None), model.lease_until < now())
 
 
-def backoff(delay: float, attempts: int) -> float:
-    return min(delay * 2 ** min(attempts, 8), 60)
-
-
-def owner_alive(owner: str) -> bool:
-    """A lease owner is `host:pid:nonce`; on this host, is that worker's process still there?"""
-    pid = owner.split(":")[1:2]
-    return bool(pid) and pid[0].isdigit() and psutil.pid_exists(int(pid[0]))
+def held(kind: str, row_id: str, tenant_id: str | None) -> list[tuple]:
+    """The rows a pass leases: its own, and first the tenant of an operation on one (one pass a tenant at once)."""
+    return ([(Tenant, tenant_id)] if tenant_id else []) + [(Tenant if kind == "tenant" else Operation, row_id)]
 
 
 class Worker:
@@ -112,33 +109,25 @@ class Worker:
         for model in (Tenant, Operation):
             with self.platform.store.session() as db:
                 owners = set(db.scalars(select(model.lease_owner).where(model.lease_owner.like(host + "%"))))
-                dead = [owner for owner in owners if not owner_alive(owner)]
+                dead = [owner for owner in owners if not psutil.pid_exists(int(owner.split(":")[1]))]  # host:pid:nonce
                 db.execute(update(model).where(model.lease_owner.in_(dead)).values(lease_until=None, lease_owner=None))
-
-    def lagging(self):
-        """Tenants whose desired state is not reached (a permanent failure waits for the user)."""
-        return select(Tenant.id).where(Tenant.status != "deleted", Tenant.observed_generation != Tenant.generation)
 
     def pending(self) -> bool:
         with self.platform.store.session() as db:
-            return bool(db.scalar(self.lagging().limit(1)) or self.resync or db.scalar(
+            return bool(db.scalar(LAGGING.limit(1)) or self.resync or db.scalar(
                 select(Operation.id).where(Operation.status.in_(("pending", "running"))).limit(1)))
-
-    def list_resync(self, db) -> list[str]:
-        """Tenants to re-ensure once after start, those meant to run first (their apps died with the last worker)."""
-        if self.resync is None:
-            self.resync = dict.fromkeys(db.scalars(select(Tenant.id).where(Tenant.status.not_in(("deleted", "failed")))
-                                                   .order_by(Tenant.desired != "running")))
-        return [tenant_id for tenant_id in list(self.resync) if tenant_id not in self.inflight]  # list(): atomic
 
     def claim(self, slots: int) -> list[tuple]:
         """Up to `slots` due rows, leased: ("tenant", id, None) or ("operation", id, its tenant's id or None)."""
         if slots <= 0:
             return []
         with self.platform.store.session() as db:
+            if self.resync is None:  # those meant to run first: their apps died with the last worker
+                self.resync = dict.fromkeys(db.scalars(select(Tenant.id).where(
+                    Tenant.status.not_in(("deleted", "failed"))).order_by(Tenant.desired != "running")))
+            resync = [i for i in list(self.resync) if i not in self.inflight][:500]  # list(): atomic
             due = [Tenant.next_attempt_at <= now(), free(Tenant)]
-            resync = self.list_resync(db)[:500]
-            ids = list(db.scalars(self.lagging().where(*due).order_by(Tenant.next_attempt_at).limit(slots * 4)))
+            ids = list(db.scalars(LAGGING.where(*due).order_by(Tenant.next_attempt_at).limit(slots * 4)))
             if len(ids) < slots and resync:
                 found = set(db.scalars(select(Tenant.id).where(Tenant.id.in_(resync), *due)))
                 ids += [tenant_id for tenant_id in resync if tenant_id in found]
@@ -151,14 +140,9 @@ class Worker:
                 claimed.append(due_row)
         return claimed
 
-    @staticmethod
-    def held(kind: str, row_id: str, tenant_id: str | None) -> list[tuple]:
-        """The rows a pass leases: its own, and first the tenant of an operation on one (one pass a tenant at once)."""
-        return ([(Tenant, tenant_id)] if tenant_id else []) + [(Tenant if kind == "tenant" else Operation, row_id)]
-
     def lease(self, kind: str, row_id: str, tenant_id: str | None = None) -> bool:
         """All the rows of a pass, or none (each a compare-and-set on `lease_until`)."""
-        rows = self.held(kind, row_id, tenant_id)
+        rows = held(kind, row_id, tenant_id)
         if any(held_id in self.inflight for _, held_id in rows):
             return False
         with self.platform.store.session() as db:
@@ -192,7 +176,7 @@ class Worker:
             log.exception("%s %s: reconcile crashed", kind, row_id)
         finally:
             log.debug("%s %s: pass ended by %s", kind, row_id, self.owner)
-            self.unlease(self.held(kind, row_id, tenant_id))
+            self.unlease(held(kind, row_id, tenant_id))
             self.platform.wake()
 
     def skip(self, tenant: Tenant) -> set:
@@ -213,19 +197,15 @@ class Worker:
                 if f"{ctx.kind}:{name}" == self.platform.settings.fault_after:  # tests kill the worker here
                     os._exit(70)
             ctx.complete()
-            self.settled(ctx)
         except TemporaryError as exc:
             ctx.step(name, "running", str(exc))
-            ctx.retry(str(exc), backoff(exc.delay, ctx.record.attempts))
+            return ctx.retry(str(exc), exc.delay)
         except PermanentError as exc:
             log.warning("%s failed at %s: %s", ctx.kind, name, exc)
             ctx.step(name, "failed", str(exc))
             ctx.fail(name, str(exc))
-            self.settled(ctx)
         except Exception as exc:  # a bug or an unforeseen outage: retry with backoff, keep the trace
             log.exception("%s: step %s raised", ctx.kind, name)
-            ctx.retry(f"{name}: unexpected {type(exc).__name__}; retrying", backoff(1, ctx.record.attempts))
-
-    def settled(self, ctx) -> None:
-        if ctx.row == "tenant" and self.resync:
+            return ctx.retry(f"{name}: unexpected {type(exc).__name__}; retrying", 1)
+        if ctx.row == "tenant" and self.resync:  # settled: its start-up pass is behind it
             self.resync.pop(ctx.tenant.id, None)
