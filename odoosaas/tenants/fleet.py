@@ -43,7 +43,7 @@ def database_usage(platform, tenant: Tenant) -> dict:
     try:
         if server is None:
             raise TemporaryError("not placed yet")
-        with ops.connect({**platform.box.open(server.secret), "host": server.host, "port": server.port}) as conn:
+        with ops.connect(ops.superuser(platform.box, server)) as conn:
             return {"db_size_bytes": ops.database_size(conn, name), "db_connections": ops.connection_count(conn, name)}
     except TemporaryError:
         return {"db_size_bytes": None, "db_connections": None}

@@ -204,11 +204,7 @@ def admin_list(db, status="", db_strategy="", tier="", q="") -> list[Tenant]:
 
 def public(tenant: Tenant) -> dict:
     """The API's tenant shape; secrets never leave the store."""
-    steps = tenant.progress or []
-    done = sum(step["state"] == "done" for step in steps)
-    current = next((step["name"] for step in steps if step["state"] != "done"), "")
-    return {**{name: getattr(tenant, name) for name in PUBLIC_FIELDS},
-            "progress": {"step": current, "done": done, "total": len(steps), "steps": steps},
+    return {**{name: getattr(tenant, name) for name in PUBLIC_FIELDS}, "progress": operations.progress(tenant.progress),
             "db_server": tenant.db_server.name if tenant.db_server else None,
             "routing": "direct port" if tenant.url.startswith("http://127.0.0.1:") else "subdomain",
             "created_at": tenant.created_at.isoformat(), "updated_at": tenant.updated_at.isoformat()}
