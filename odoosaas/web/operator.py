@@ -1,4 +1,4 @@
-"""Operator pages: overview charts, every tenant with filters, one tenant, database servers, moves.
+"""Operator pages: overview charts and database servers, every tenant with filters, one tenant, moves.
 
 They show what the operator API answers (its views are plain functions) behind the same operators-only check."""
 from flask import Blueprint, redirect, render_template, request, url_for
@@ -29,7 +29,8 @@ def overview():
               "Shared database servers: tenants against capacity": ("servers", [
                   (s["name"], s["tenants"], s["capacity"], f"{s['tenants']} of {s['capacity']}")
                   for s in data["db_servers"] if s["kind"] == "shared"])}
-    return render_template("admin_overview.html", charts=charts, mrr=platform().billing.revenue(platform()))
+    return render_template("admin_overview.html", charts=charts, servers=data["db_servers"],
+                           mrr=platform().billing.revenue(platform()))
 
 
 @bp.get("/tenants")
@@ -41,11 +42,6 @@ def tenants():
 @bp.get("/tenants/<tenant_id>")
 def tenant(tenant_id: str):
     return render_template("admin_tenant.html", t=answers.tenant(TenantPath(tenant_id=tenant_id))["tenant"])
-
-
-@bp.get("/db-servers")
-def servers():
-    return render_template("admin_servers.html", servers=answers.db_servers()["items"])
 
 
 @bp.get("/migrations")
