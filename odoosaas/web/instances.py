@@ -57,11 +57,7 @@ def availability():
 
 @bp.get("/<tenant_id>")
 def show(tenant_id: str, errors: dict | None = None, status: int = 200):
-    context = show_context(tenant_id)
-    if context["t"]["app"] == "odoo" and context["t"]["status"] == "running":
-        context["installed"] = {m["name"]: m["state"] for m in service.installed_modules(platform(), g.user, tenant_id)}
-        context["odoo_apps"] = odoo_apps()
-    return render_template("instance.html", errors=errors or {}, **context), status
+    return render_template("instance.html", errors=errors or {}, **show_context(tenant_id)), status
 
 
 @bp.post("/<tenant_id>/modules")
@@ -71,9 +67,13 @@ def install(tenant_id: str):
 
 
 def show_context(tenant_id: str) -> dict:
+    """What the instance page shows: the tenant, its domains, its move requests, and Odoo's apps while it runs."""
     path = TenantPath(tenant_id=tenant_id)
-    return {"t": answers.read(path)["tenant"], "installed": {}, "odoo_apps": [],
-            "domains": answers.list_domains(path)["items"], "moves": answers.move_requests(path)["items"]}
+    t = answers.read(path)["tenant"]
+    odoo = t["app"] == "odoo" and t["status"] == "running"
+    return {"t": t, "domains": answers.list_domains(path)["items"], "moves": answers.move_requests(path)["items"],
+            "installed": {m["name"]: m["state"] for m in answers.list_modules(path)["items"]} if odoo else {},
+            "odoo_apps": odoo_apps() if odoo else []}
 
 
 def act(tenant_id: str, model, action, done: str, data: dict | None = None):
