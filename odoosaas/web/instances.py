@@ -24,7 +24,8 @@ def odoo_apps() -> list[dict]:
 
 @bp.get("/new")
 def new():
-    return render_template("new.html", form=request.form, strategy=planned(request.form), odoo_apps=odoo_apps())
+    """The form; the plan's fields fetch it again (htmx) for the strategy they get."""
+    return render_template("new.html", form=request.form, strategy=planned(request.args), odoo_apps=odoo_apps())
 
 
 @bp.post("/new")
@@ -42,11 +43,6 @@ def planned(values) -> tuple[str, str]:
     compliance = [name for name in values.getlist("compliance") if name in rules.COMPLIANCE]
     volume = values.get("expected_data_gb", 0.0, type=float)  # not a number: 0
     return rules.choose_strategy(tier, compliance, "high_performance" in values, volume)
-
-
-@bp.get("/new/strategy")
-def strategy():
-    return get_template_attribute("macros.html", "strategy")(planned(request.args))
 
 
 @bp.get("/new/subdomain")
