@@ -3,8 +3,7 @@
 They show what the operator API answers (its views are plain functions) behind the same operators-only check."""
 from flask import Blueprint, redirect, render_template, request, url_for
 
-from odoosaas.api import admin as answers
-from odoosaas.api.schemas import AdminFilter, TenantPath
+from odoosaas.api import admin as answers, schemas
 from odoosaas.tenants import moves
 from odoosaas.web.pages import flashing_conflicts, platform
 
@@ -35,13 +34,13 @@ def overview():
 
 @bp.get("/tenants")
 def tenants():
-    query = AdminFilter(**request.args.to_dict() | {"q": request.args.get("q", "")[:100]})  # its longest search
+    query = schemas.AdminFilter(**request.args.to_dict() | {"q": request.args.get("q", "")[:100]})  # its longest search
     return render_template("admin_tenants.html", **answers.tenants(query), query=query, statuses=STATUSES)
 
 
 @bp.get("/tenants/<tenant_id>")
 def tenant(tenant_id: str):
-    return render_template("admin_tenant.html", t=answers.tenant(TenantPath(tenant_id=tenant_id))["tenant"])
+    return render_template("admin_tenant.html", t=answers.tenant(schemas.TenantPath(tenant_id=tenant_id))["tenant"])
 
 
 @bp.get("/migrations")
