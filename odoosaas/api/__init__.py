@@ -48,10 +48,9 @@ def as_api_error(exc: HTTPException) -> ApiError:
 
 
 def validation_failed(exc: ValidationError):
-    fields = {}
-    for problem in exc.errors():
-        name = ".".join(str(part) for part in problem["loc"]) or "body"
-        fields.setdefault(name, "unknown field" if problem["type"] == "extra_forbidden" else problem["msg"])
+    """The envelope naming each wrong field (a.b.0 for nested ones) with its first problem."""
+    fields = {".".join(map(str, problem["loc"])) or "body": "unknown field" if problem["type"] == "extra_forbidden"
+              else problem["msg"] for problem in reversed(exc.errors())}
     return make_response(jsonify(Invalid("Some fields are missing or invalid.", fields=fields).envelope()), 400)
 
 
