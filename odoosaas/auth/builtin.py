@@ -113,9 +113,8 @@ class BuiltinProvider:
 
     def authenticate(self, access_token: str, live: bool = False) -> User:
         """`live` asks nothing more here: the session's row is read either way."""
-        claims = self._claims(access_token)
         with self.store.session() as db:
-            family = db.get(AuthSession, claims["sid"])
+            family = db.get(AuthSession, self._claims(access_token)["sid"])
             if family is None or family.revoked_at:
                 raise Unauthenticated("This session has ended; please log in again.")
             return db.get(User, family.user_id)  # a user's sessions go with it (ON DELETE CASCADE)
@@ -148,10 +147,11 @@ class BuiltinProvider:
             db.execute(update(AuthSession).where(AuthSession.user_id == row.user_id).values(revoked_at=now()))
 
     def update_profile(self, access_token: str, changes: dict) -> User:
-        user_id = self.authenticate(access_token).id
-        with self.store.session() as db:  # full_name, company (the API's Profile)
-            db.execute(update(User).where(User.id == user_id).values(**changes))
-            return db.get(User, user_id)
+        with self.store.session() as db:
+            row = db.get(User, self.authenticate(access_token).id)
+            for field, value in changes.items():  # full_name, company (the API's Profile); maybe none
+                setattr(row, field, value)
+        return row
 
     def ensure_operator(self, email: str, password: str) -> User:
         with self.store.session() as db:
