@@ -44,7 +44,6 @@ def create(platform, user: User, request) -> Tenant:
             record(db, tenant, "requested", f"{request.tier} {app} instance requested ({strategy} database, {reason})")
     except IntegrityError:
         raise Conflict(f"The subdomain {request.subdomain!r} is taken.", "subdomain_taken") from None
-    platform.billing.created(tenant)
     platform.wake()
     return tenant
 
@@ -74,10 +73,14 @@ def owned(db, user: User, tenant_id: str) -> Tenant:
 
 
 @contextlib.contextmanager
-def changing(platform, user: User, tenant_id: str):
-    """A unit of work on the caller's tenant (see `owned`), yielding (db, tenant); once committed, the worker wakes."""
+def changing(platform, user: User, tenant_id: str, deleting_ok: bool = False):
+    """A unit of work on the caller's tenant (see `owned`), yielding (db, tenant); once committed, the worker wakes.
+    One being deleted is a 409 unless `deleting_ok`."""
     with platform.store.session() as db:
-        yield db, owned(db, user, tenant_id)
+        tenant = owned(db, user, tenant_id)
+        if tenant.desired == "deleted" and not deleting_ok:
+            raise Conflict("This instance is being deleted.", "invalid_state")
+        yield db, tenant
     platform.wake()
 
 
@@ -89,10 +92,8 @@ def list_owned(db, user: User) -> list[Tenant]:
 def change(platform, user: User, tenant_id: str, action: str) -> Tenant:
     """Stop, start or delete: a new desired state and generation. Deleting twice is idempotent."""
     desired, status = TRANSITIONS[action]
-    with changing(platform, user, tenant_id) as (db, tenant):
+    with changing(platform, user, tenant_id, deleting_ok=action == "delete") as (db, tenant):
         moves.refuse_if_moving(db, tenant.id)
-        if tenant.desired == "deleted" and action != "delete":
-            raise Conflict("This instance is being deleted.", "invalid_state")
         if tenant.desired == "suspended" and action != "delete":
             raise Conflict(SUSPENDED, "suspended")
         if tenant.desired != desired or tenant.status == "failed":  # on a failed tenant, start retries
@@ -127,8 +128,6 @@ def suspend(platform, owner_id: str, unpaid: bool) -> None:
 def set_admin_password(platform, user: User, tenant_id: str, password: str) -> Tenant:
     """A new admin password (TM-3): the admin step runs again, now if running, else at the next start."""
     with changing(platform, user, tenant_id) as (db, tenant):
-        if tenant.desired == "deleted":
-            raise Conflict("This instance is being deleted.", "invalid_state")
         tenant.secrets = platform.box.seal({**platform.box.open(tenant.secrets), "admin_password": password})
         tenant.admin_set = False
         rerun(db, tenant, "setting the admin password")
@@ -142,7 +141,7 @@ def change_tier(platform, user: User, tenant_id: str, tier: str) -> Tenant:
     with changing(platform, user, tenant_id) as (db, tenant):
         moves.refuse_if_moving(db, tenant.id)
         strategy, _ = rules.choose_strategy(tier, tenant.compliance, tenant.high_performance, tenant.expected_data_gb)
-        if tenant.desired == "deleted" or strategy != tenant.db_strategy and tenant.status != "running":
+        if strategy != tenant.db_strategy and tenant.status != "running":
             raise Conflict(f"The {tier} tier needs a {strategy} database: start the instance first.", "needs_migration")
         tenant.tier, tenant.resources = tier, dataclasses.asdict(rules.resources(tier, platform.settings.tiers))
         record(db, tenant, "tier", f"tier changed to {tier}")
