@@ -16,8 +16,9 @@ class Store:
         sqlite = url.startswith("sqlite")
         self.engine = create_engine(url, pool_pre_ping=not sqlite,
                                     connect_args={"timeout": 30, "check_same_thread": False} if sqlite else {})
-        if sqlite:
-            event.listen(self.engine, "connect", _sqlite_pragmas)
+        if sqlite:  # on each new connection; the busy timeout is the driver's `timeout` above
+            event.listen(self.engine, "connect",
+                         lambda dbapi, _: dbapi.executescript("PRAGMA journal_mode=WAL; PRAGMA foreign_keys=ON"))
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     def session(self):
@@ -42,8 +43,3 @@ class Store:
 
     def dispose(self) -> None:
         self.engine.dispose()
-
-
-def _sqlite_pragmas(dbapi_connection, _record):
-    for pragma in ("journal_mode=WAL", "foreign_keys=ON"):  # the busy timeout is the driver's `timeout` above
-        dbapi_connection.execute(f"PRAGMA {pragma}").close()
