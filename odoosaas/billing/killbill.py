@@ -20,9 +20,8 @@ CATALOG = Path(__file__).with_name("catalog.xml")
 NOW = {"entitlementPolicy": "IMMEDIATE", "billingPolicy": "IMMEDIATE"}
 
 
-class Unavailable(ApiError, TemporaryError):
+class Unavailable(ApiError, TemporaryError, status=503, code="billing_unavailable"):
     """Kill Bill unreachable or refusing: 503 in the API, a retry in the reconciler."""
-    status, code = 503, "billing_unavailable"
 
 
 class KillBill(FreeTier):
