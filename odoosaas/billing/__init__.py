@@ -5,7 +5,6 @@ told after a signup; `reconcile(ctx)` is the reconciler's `billing` step (it mak
 instance's subscription); `sweep(platform)` runs periodically, sooner once `woken` is set;
 `revenue(platform)` is the operators' monthly recurring revenue (None when unknown).
 """
-import dataclasses
 import threading
 
 from sqlalchemy import func, select
@@ -35,7 +34,7 @@ class FreeTier:
 
     def plans(self, settings) -> list[dict]:
         return [{"tier": tier, "price": 0, "currency": "EUR", "period": "month", "trial_days": 0,
-                 "resources": dataclasses.asdict(rules.resources(tier, settings.tiers))} for tier in rules.TIER_NAMES]
+                 "resources": rules.resources(tier, settings.tiers)} for tier in rules.TIER_NAMES]
 
     def overview(self, platform, user) -> dict:
         return {"account": None, "subscriptions": [], "invoices": [], "payment_method": None}

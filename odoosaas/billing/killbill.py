@@ -99,7 +99,7 @@ class KillBill(FreeTier):
         """The day's started GBs above the tier's allowance as `storage-gb` usage; the tracking id
         `<tenant>-<day>` makes a second report of the day (a restart, another worker) a no-op."""
         size = fleet.database_usage(platform, tenant)["db_size_bytes"]
-        gb = math.ceil((size or 0) / 2 ** 30 - rules.resources(tenant.tier, platform.settings.tiers).storage_gb)
+        gb = math.ceil((size or 0) / 2 ** 30 - rules.resources(tenant.tier, platform.settings.tiers)["storage_gb"])
         subscription = gb > 0 and self.call("GET", "/1.0/kb/subscriptions", params={"externalKey": tenant.id})
         if subscription:
             self.call("POST", "/1.0/kb/usages", json={

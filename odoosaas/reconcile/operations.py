@@ -10,6 +10,7 @@ from odoosaas import apps
 from odoosaas.errors import PermanentError
 from odoosaas.reconcile.context import Context, advance
 from odoosaas.store.models import Operation, Tenant, now
+from odoosaas.tenants import service
 
 KINDS: dict[str, list[tuple]] = {}  # kind -> [(step name, fn(ctx)), ...]
 UNDO: dict = {}  # kind -> fn(ctx, message): puts things back when a step fails for good (it may run again)
@@ -23,8 +24,7 @@ def enqueue(platform, kind: str, tenant_id: str | None = None, params: dict | No
             requested_by: str | None = None, db=None, status="pending") -> Operation:
     """Record an operation (in the caller's unit of work when `db` is given) and wake the worker; one
     `requested` waits for an operator's approval."""
-    progress = [{"name": name, "state": "pending", "started_at": None, "finished_at": None, "detail": ""}
-                for name, _ in KINDS[kind]]
+    progress = service.pending_steps(name for name, _ in KINDS[kind])
     operation = Operation(kind=kind, tenant_id=tenant_id, params=params or {}, progress=progress,
                           requested_by=requested_by, status=status)
     with platform.store.session() if db is None else nullcontext(db) as unit:
@@ -34,13 +34,9 @@ def enqueue(platform, kind: str, tenant_id: str | None = None, params: dict | No
 
 
 def public(operation: Operation) -> dict:
-    steps = operation.progress or []
-    current = next((step["name"] for step in steps if step["state"] != "done"), "")
     return {"id": operation.id, "kind": operation.kind, "status": operation.status, "error": operation.error,
             "params": operation.params, "tenant_id": operation.tenant_id,
-            "progress": {"step": current, "done": sum(s["state"] == "done" for s in steps), "total": len(steps),
-                         "steps": steps},
-            "created_at": operation.created_at.isoformat(),
+            "progress": service.progress(operation.progress), "created_at": operation.created_at.isoformat(),
             "finished_at": operation.finished_at.isoformat() if operation.finished_at else None}
 
 

@@ -1,6 +1,6 @@
 """Tenant rules as pure functions: names, tiers, database strategy (SI-5), placement."""
 import re
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 
 SUBDOMAIN = re.compile(r"[a-z](?:[a-z0-9]|-(?!-))*[a-z0-9]", re.ASCII)
 RESERVED = frozenset(
@@ -30,8 +30,9 @@ TIERS = {
 }
 
 
-def resources(tier: str, overrides: dict | None = None) -> Resources:
-    return replace(TIERS[tier], **(overrides or {}).get(tier, {}))
+def resources(tier: str, overrides: dict | None = None) -> dict:
+    """The tier's allocation as a tenant row keeps it (`Resources` fields)."""
+    return asdict(replace(TIERS[tier], **(overrides or {}).get(tier, {})))
 
 
 def subdomain_problem(name: str) -> str | None:

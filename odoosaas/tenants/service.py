@@ -1,6 +1,5 @@
 """Tenant operations shared by the API and the dashboard: ask, read, change desired state."""
 import contextlib
-import dataclasses
 import secrets
 
 import psycopg
@@ -26,12 +25,12 @@ def create(platform, user: User, request) -> Tenant:
     strategy, reason = rules.choose_strategy(request.tier, request.compliance, request.high_performance,
                                              request.expected_data_gb)
     secret_values = {"admin_password": request.admin_password, "db_password": secrets.token_urlsafe(24)}
-    allocated = dataclasses.asdict(rules.resources(request.tier, platform.settings.tiers))
-    tenant = Tenant(owner_id=user.id, subdomain=request.subdomain, app=app, tier=request.tier, resources=allocated,
+    tenant = Tenant(owner_id=user.id, subdomain=request.subdomain, app=app, tier=request.tier, db_strategy=strategy,
+                    resources=rules.resources(request.tier, platform.settings.tiers), db_strategy_reason=reason,
                     compliance=sorted(request.compliance), high_performance=request.high_performance,
                     expected_data_gb=request.expected_data_gb, admin_email=request.admin_email,
-                    secrets=platform.box.seal(secret_values), db_strategy=strategy, db_strategy_reason=reason,
-                    url=planned_url(platform.settings, request.subdomain), progress=pending_steps(),
+                    url=planned_url(platform.settings, request.subdomain), secrets=platform.box.seal(secret_values),
+                    progress=pending_steps(rules.PLANS["running"]),
                     modules=apps.check_modules(app, request.modules, platform.settings))
     try:
         with platform.store.session() as db:
@@ -52,9 +51,16 @@ def planned_url(settings, subdomain: str) -> str:
     return f"{settings.public_scheme}://{subdomain}.{settings.base_domain}"
 
 
-def pending_steps(desired: str = "running") -> list[dict]:
-    return [{"name": name, "state": "pending", "started_at": None, "finished_at": None, "detail": ""}
-            for name in rules.PLANS[desired]]
+def pending_steps(names) -> list[dict]:
+    """The progress of a tenant's plan or an operation's steps, none started yet."""
+    return [{"name": name, "state": "pending", "started_at": None, "finished_at": None, "detail": ""} for name in names]
+
+
+def progress(steps: list[dict] | None) -> dict:
+    """The API's view of a tenant's or an operation's progress: the current step, how many are done, the steps."""
+    steps = steps or []
+    return {"step": next((step["name"] for step in steps if step["state"] != "done"), ""),
+            "done": sum(step["state"] == "done" for step in steps), "total": len(steps), "steps": steps}
 
 
 def subdomain_availability(db, name: str) -> dict:
@@ -109,7 +115,7 @@ def change(platform, user: User, tenant_id: str, action: str) -> Tenant:
 def aim(tenant: Tenant, desired: str, status: str, detail: str = "") -> None:
     """A new desired state: a new generation the reconciler drives from its first step."""
     tenant.desired, tenant.status, tenant.status_detail = desired, status, detail
-    tenant.progress = pending_steps(desired)
+    tenant.progress = pending_steps(rules.PLANS[desired])
     tenant.generation += 1
     tenant.attempts, tenant.next_attempt_at = 0, now()
 
@@ -143,7 +149,7 @@ def change_tier(platform, user: User, tenant_id: str, tier: str) -> Tenant:
         strategy, _ = rules.choose_strategy(tier, tenant.compliance, tenant.high_performance, tenant.expected_data_gb)
         if strategy != tenant.db_strategy and tenant.status != "running":
             raise Conflict(f"The {tier} tier needs a {strategy} database: start the instance first.", "needs_migration")
-        tenant.tier, tenant.resources = tier, dataclasses.asdict(rules.resources(tier, platform.settings.tiers))
+        tenant.tier, tenant.resources = tier, rules.resources(tier, platform.settings.tiers)
         record(db, tenant, "tier", f"tier changed to {tier}")
         rerun(db, tenant, f"applying the {tier} tier")
         if strategy != tenant.db_strategy:
@@ -203,11 +209,7 @@ def admin_list(db, status="", db_strategy="", tier="", q="") -> list[Tenant]:
 
 def public(tenant: Tenant) -> dict:
     """The API's tenant shape; secrets never leave the store."""
-    steps = tenant.progress or []
-    done = sum(step["state"] == "done" for step in steps)
-    current = next((step["name"] for step in steps if step["state"] != "done"), "")
-    return {**{name: getattr(tenant, name) for name in PUBLIC_FIELDS},
-            "progress": {"step": current, "done": done, "total": len(steps), "steps": steps},
+    return {**{name: getattr(tenant, name) for name in PUBLIC_FIELDS}, "progress": progress(tenant.progress),
             "db_server": tenant.db_server.name if tenant.db_server else None,
             "routing": "direct port" if tenant.url.startswith("http://127.0.0.1:") else "subdomain",
             "created_at": tenant.created_at.isoformat(), "updated_at": tenant.updated_at.isoformat()}
