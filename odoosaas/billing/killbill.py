@@ -17,7 +17,6 @@ from odoosaas.tenants import fleet, rules, service
 
 log = logging.getLogger(__name__)
 CATALOG = Path(__file__).with_name("catalog.xml")
-NOW = {"entitlementPolicy": "IMMEDIATE", "billingPolicy": "IMMEDIATE"}
 
 
 class Unavailable(ApiError, TemporaryError, status=503, code="billing_unavailable"):
@@ -74,7 +73,7 @@ class KillBill(FreeTier):
         path = f"/1.0/kb/subscriptions/{(subscription or {}).get('subscriptionId')}"
         if ctx.kind == "deleted":
             if subscription and subscription["state"] != "CANCELLED":
-                self.call("DELETE", path, params=NOW)
+                self.call("DELETE", path, params={"entitlementPolicy": "IMMEDIATE", "billingPolicy": "IMMEDIATE"})
         elif subscription is None:
             self.ensure_catalog()
             plan = f"{tenant.tier}-monthly" + ("" if first_instance(ctx.platform, tenant) else "-notrial")
