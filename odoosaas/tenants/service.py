@@ -116,8 +116,7 @@ def aim(tenant: Tenant, desired: str, status: str, detail: str = "") -> None:
     """A new desired state: a new generation the reconciler drives from its first step."""
     tenant.desired, tenant.status, tenant.status_detail = desired, status, detail
     tenant.progress = pending_steps(rules.PLANS[desired])
-    tenant.generation += 1
-    tenant.attempts, tenant.next_attempt_at = 0, now()
+    tenant.generation, tenant.attempts, tenant.next_attempt_at = tenant.generation + 1, 0, now()
 
 
 def suspend(platform, owner_id: str, unpaid: bool) -> None:
@@ -197,11 +196,10 @@ def record(db, tenant: Tenant, kind: str, message: str) -> None:
     db.add(Event(tenant_id=tenant.id, kind=kind, message=message))
 
 
-def admin_list(db, status="", db_strategy="", tier="", q="") -> list[Tenant]:
-    query = select(Tenant).join(Tenant.owner).order_by(Tenant.created_at.desc())
-    for column, value in ((Tenant.status, status), (Tenant.db_strategy, db_strategy), (Tenant.tier, tier)):
-        if value:
-            query = query.where(column == value)
+def admin_list(db, q: str = "", **filters: str) -> list[Tenant]:
+    """Every tenant, newest first; the filters given (status, db_strategy, tier) must match, `q` may."""
+    query = select(Tenant).filter_by(**{name: value for name, value in filters.items() if value})
+    query = query.join(Tenant.owner).order_by(Tenant.created_at.desc())  # after filter_by: it filters the last join
     if q:  # any case; % and _ match themselves
         query = query.where(or_(*(column.icontains(q, autoescape=True) for column in (Tenant.subdomain, User.email))))
     return list(db.scalars(query).unique())
