@@ -8,8 +8,6 @@ from sqlalchemy.orm import sessionmaker
 
 from odoosaas.store.models import Base
 
-MIGRATIONS = Path(__file__).parent / "migrations"
-
 
 class Store:
     def __init__(self, url: str):
@@ -30,12 +28,11 @@ class Store:
         an Up to Date Database from Scratch"); an older one runs the revisions it lacks."""
         with self.engine.begin() as connection:
             config = Config(attributes={"connection": connection})  # migrations/env.py runs on it
-            config.set_main_option("script_location", str(MIGRATIONS))
-            if inspect(connection).has_table("alembic_version"):
-                command.upgrade(config, "head")
-            else:
+            config.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
+            if not inspect(connection).has_table("alembic_version"):
                 Base.metadata.create_all(connection)
                 command.stamp(config, "head")
+            command.upgrade(config, "head")  # a no-op on a new store
 
     def ping(self) -> None:
         with self.engine.connect() as connection:
