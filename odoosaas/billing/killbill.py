@@ -29,7 +29,6 @@ class KillBill(FreeTier):
         self.http = httpx.Client(base_url=settings.killbill_url, timeout=30, headers={
             "X-Killbill-ApiKey": settings.killbill_api_key, "X-Killbill-ApiSecret": settings.killbill_api_secret,
             "X-Killbill-CreatedBy": "odoosaas"}, auth=(settings.killbill_user, settings.killbill_password))
-        self.catalog_ready = False
         self.reported: dict[str, str] = {}  # tenant id -> the last day its storage was reported
 
     def call(self, method: str, path: str, **kwargs):
@@ -45,12 +44,9 @@ class KillBill(FreeTier):
 
     def ensure_catalog(self) -> None:
         """Upload the repo's catalog when its effectiveDate is newer than Kill Bill's latest version."""
-        if not self.catalog_ready:
-            ours = datetime.fromisoformat(ElementTree.parse(CATALOG).findtext("effectiveDate"))
-            if all(datetime.fromisoformat(v["effectiveDate"]) < ours for v in self.call("GET", "/1.0/kb/catalog")):
-                self.call("POST", "/1.0/kb/catalog/xml", content=CATALOG.read_bytes(),
-                          headers={"Content-Type": "text/xml"})
-            self.catalog_ready = True
+        ours = datetime.fromisoformat(ElementTree.parse(CATALOG).findtext("effectiveDate"))
+        if all(datetime.fromisoformat(v["effectiveDate"]) < ours for v in self.call("GET", "/1.0/kb/catalog")):
+            self.call("POST", "/1.0/kb/catalog/xml", content=CATALOG.read_bytes(), headers={"Content-Type": "text/xml"})
 
     def account(self, user, create: bool = True) -> dict | None:
         found = self.call("GET", "/1.0/kb/accounts", params={"externalKey": user.id, "accountWithBalance": "true"})
