@@ -7,7 +7,7 @@ from sqlalchemy import delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from odoosaas import apps
-from odoosaas.errors import Conflict, Invalid, NotFound, TemporaryError
+from odoosaas.errors import Conflict, NotFound, TemporaryError
 from odoosaas.reconcile import operations
 from odoosaas.store.models import Domain, Event, Operation, Tenant, User, now
 from odoosaas.tenants import moves, rules
@@ -165,9 +165,7 @@ def rerun(db, tenant: Tenant, why: str) -> None:
 def install_modules(platform, user: User, tenant_id: str, names: list[str]) -> Operation:
     """Queue an install of Odoo apps (FE-3) on a running instance."""
     with changing(platform, user, tenant_id) as (db, tenant):
-        names = apps.check_modules(tenant.app, names, platform.settings) or []
-        if not names:
-            raise Invalid("Name at least one app.", fields={"names": "empty"})
+        names = apps.check_modules(tenant.app, names, platform.settings)  # the request's model refused none at all
         if tenant.desired != "running":
             raise Conflict("Start the instance before installing apps.", "invalid_state")
         moves.refuse_if_moving(db, tenant.id)
