@@ -36,14 +36,11 @@ def resources(tier: str, overrides: dict | None = None) -> dict:
 
 
 def subdomain_problem(name: str) -> str | None:
-    """Why `name` cannot be a subdomain, or None when it can."""
-    if not 3 <= len(name) <= 30:
-        return "must be 3 to 30 characters"
-    if not SUBDOMAIN.fullmatch(name):
-        return "use a-z, 0-9 and single hyphens; start with a letter, end with a letter or digit"
-    if name in RESERVED:
-        return "is reserved"
-    return None
+    """Why `name` cannot be a subdomain (the first rule it breaks), or None when it can."""
+    return ("must be 3 to 30 characters" if not 3 <= len(name) <= 30 else
+            "use a-z, 0-9 and single hyphens; start with a letter, end with a letter or digit"
+            if not SUBDOMAIN.fullmatch(name) else
+            "is reserved" if name in RESERVED else None)
 
 
 def choose_strategy(tier: str, compliance: list[str], high_performance: bool,
