@@ -72,7 +72,9 @@ class KillBill(FreeTier):
                 self.call("DELETE", path, params={"entitlementPolicy": "IMMEDIATE", "billingPolicy": "IMMEDIATE"})
         elif subscription is None:
             self.ensure_catalog()
-            plan = f"{tenant.tier}-monthly" + ("" if first_instance(ctx.platform, tenant) else "-notrial")
+            with ctx.platform.store.session() as db:  # one trial per customer: their first instance ever (even deleted)
+                first = db.scalar(select(Tenant.id).filter_by(owner_id=tenant.owner_id).order_by(Tenant.created_at))
+            plan = f"{tenant.tier}-monthly" + ("" if first == tenant.id else "-notrial")
             self.call("POST", "/1.0/kb/subscriptions", json={"accountId": self.account(tenant.owner)["accountId"],
                       "planName": plan, "externalKey": tenant.id, "bundleExternalKey": tenant.id})
         elif subscription["productName"] != tenant.tier:  # same family: a trial keeps the rest of it
@@ -147,13 +149,6 @@ class KillBill(FreeTier):
         return [{**plan, "price": float(catalog[plan["tier"]].findtext("finalPhase/recurring/*/price/value")),
                  "trial_days": int(catalog[plan["tier"]].findtext("initialPhases/phase/duration/number"))}
                 for plan in super().plans(settings)]
-
-
-def first_instance(platform, tenant: Tenant) -> bool:
-    """One trial per customer: their first instance ever (deleted ones count) starts with it."""
-    with platform.store.session() as db:
-        return tenant.id == db.scalar(select(Tenant.id).where(Tenant.owner_id == tenant.owner_id)
-                                      .order_by(Tenant.created_at).limit(1))
 
 
 def subscription_view(subscription: dict) -> dict:
