@@ -5,7 +5,7 @@ from odoosaas import apps
 from odoosaas.apps import Spec
 from odoosaas.drivers.k8s import specs
 from odoosaas.settings import Settings
-from odoosaas.tenants.rules import resources
+from odoosaas.tenants.rules import Resources, resources
 
 SETTINGS = Settings(driver="kubernetes", k8s_mail_egress="192.0.2.0/24")
 SECRET = "db-pass-never-elsewhere"
@@ -13,8 +13,8 @@ SECRET = "db-pass-never-elsewhere"
 
 def make_spec(tier="basic", host="shared-1.odoosaas.svc.cluster.local", app="odoo") -> Spec:
     db = {"host": host, "port": 5432, "dbname": "t_acme", "user": "t_acme", "password": SECRET}
-    return Spec(tenant_id="t1", subdomain="acme", app=app, tier=tier, resources=resources(tier), database=db,
-                admin_email="a@example.com", admin_password="admin-secret", url="https://acme.example.com")
+    return Spec(tenant_id="t1", subdomain="acme", app=app, tier=tier, resources=Resources(**resources(tier)),
+                database=db, admin_email="a@example.com", admin_password="admin-secret", url="https://acme.example.com")
 
 
 def everything(spec, settings=SETTINGS) -> list[dict]:

@@ -26,8 +26,8 @@ AUDIENCE, OPERATOR_ROLE = "authenticated", "admin"
 BAD_LINK = "This reset link is not valid or has expired."
 
 
-class Unavailable(ApiError):
-    status, code = 503, "auth_unavailable"
+class Unavailable(ApiError, status=503, code="auth_unavailable"):
+    """GoTrue unreachable or failing."""
 
 
 ERRORS = {  # GoTrue's error code -> the platform's error: class, message, code, fields

@@ -90,8 +90,6 @@ class Context:
 
     def complete(self) -> None:
         self.finish(self.kind, service.SUSPENDED if self.kind == "suspended" else "")
-        if self.kind == "deleted":
-            self.platform.billing.deleted(self.tenant)
 
     def fail(self, step: str, message: str) -> None:
         self.finish("failed", message, f"failed at {step}: {message}")

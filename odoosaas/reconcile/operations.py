@@ -9,6 +9,7 @@ from odoosaas import apps
 from odoosaas.errors import PermanentError
 from odoosaas.reconcile.context import Context
 from odoosaas.store.models import Operation, Tenant, now
+from odoosaas.tenants import service
 
 KINDS: dict[str, list[tuple]] = {}  # kind -> [(step name, fn(ctx)), ...]
 UNDO: dict = {}  # kind -> fn(ctx): puts things back when a step fails for good (it may run again)
@@ -22,8 +23,7 @@ def enqueue(platform, kind: str, tenant_id: str | None = None, params: dict | No
             requested_by: str | None = None, db=None, status="pending") -> Operation:
     """Record an operation (in the caller's unit of work when `db` is given) and wake the worker; one
     `requested` waits for an operator's approval."""
-    progress = [{"name": name, "state": "pending", "started_at": None, "finished_at": None, "detail": ""}
-                for name, _ in KINDS[kind]]
+    progress = service.pending_steps(name for name, _ in KINDS[kind])
     operation = Operation(kind=kind, tenant_id=tenant_id, params=params or {}, progress=progress,
                           requested_by=requested_by, status=status)
     with platform.store.session() if db is None else nullcontext(db) as unit:
@@ -32,17 +32,10 @@ def enqueue(platform, kind: str, tenant_id: str | None = None, params: dict | No
     return operation
 
 
-def progress(steps: list[dict] | None) -> dict:
-    """The progress shape of a tenant or an operation: the step under way, how many are done, each step."""
-    steps = steps or []
-    return {"step": next((step["name"] for step in steps if step["state"] != "done"), ""),
-            "done": sum(step["state"] == "done" for step in steps), "total": len(steps), "steps": steps}
-
-
 def public(operation: Operation) -> dict:
     return {"id": operation.id, "kind": operation.kind, "status": operation.status, "error": operation.error,
-            "params": operation.params, "tenant_id": operation.tenant_id, "progress": progress(operation.progress),
-            "created_at": operation.created_at.isoformat(),
+            "params": operation.params, "tenant_id": operation.tenant_id,
+            "progress": service.progress(operation.progress), "created_at": operation.created_at.isoformat(),
             "finished_at": operation.finished_at.isoformat() if operation.finished_at else None}
 
 
