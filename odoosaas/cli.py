@@ -44,31 +44,8 @@ def serve():
     start_up(p, runtime=p.settings.worker)
     server = waitress.create_server(current_app._get_current_object(), host=p.settings.bind, port=p.settings.port,
                                     threads=8)  # bind first: a second copy must fail before it starts a worker
-    worker = start_worker(p) if p.settings.worker else threading.Event()
     click.echo(f"Serving on http://{p.settings.bind}:{p.settings.port}")
-    run_until_stopped(p, worker, server.run)
-
-
-def run_until_stopped(p, worker: threading.Event, run) -> None:
-    """On TERM or Ctrl-C: no new passes, stop what the runtime started, and leave at once. A pass still
-    in flight is abandoned as a crash's would be: the next start releases its lease and redoes it."""
-    try:
-        run()
-    except (KeyboardInterrupt, SystemExit):
-        pass
-    finally:
-        worker.set()
-        getattr(p.driver, "close", lambda: None)()
-    os._exit(0)
-
-
-def start_worker(p) -> threading.Event:
-    from odoosaas.reconcile.worker import Worker
-    if hasattr(p.driver, "start_edge") and p.driver.start_edge():
-        click.echo(f"Traefik routes *.{p.settings.base_domain} on port {p.settings.traefik_port}")
-    stop = threading.Event()
-    threading.Thread(target=Worker(p).run, args=(stop,), name="worker", daemon=True).start()
-    return stop
+    run_until_stopped(p, server.run, worker=p.settings.worker)
 
 
 @main.command()
@@ -77,7 +54,27 @@ def worker():
     """Run only the reconciler (production runs it apart from the web processes)."""
     p = platform()
     start_up(p, runtime=True)
-    run_until_stopped(p, start_worker(p), threading.Event().wait)
+    run_until_stopped(p, threading.Event().wait, worker=True)
+
+
+def run_until_stopped(p, run, worker: bool) -> None:
+    """Run (with the worker in a thread, and Traefik, if asked) until TERM or Ctrl-C; then no new passes, stop
+    what the runtime started, and leave at once. A pass still in flight is abandoned as a crash's would be: the
+    next start releases its lease and redoes it."""
+    stop = threading.Event()
+    if worker:
+        from odoosaas.reconcile.worker import Worker
+        if hasattr(p.driver, "start_edge") and p.driver.start_edge():
+            click.echo(f"Traefik routes *.{p.settings.base_domain} on port {p.settings.traefik_port}")
+        threading.Thread(target=Worker(p).run, args=(stop,), name="worker", daemon=True).start()
+    try:
+        run()
+    except (KeyboardInterrupt, SystemExit):
+        pass
+    finally:
+        stop.set()
+        getattr(p.driver, "close", lambda: None)()
+    os._exit(0)
 
 
 @main.command("create-admin")

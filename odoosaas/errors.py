@@ -6,8 +6,12 @@ error page for the dashboard). `TemporaryError` and `PermanentError` steer the r
 
 
 class ApiError(Exception):
-    status = 400
-    code = "error"
+    """A subclass names its HTTP status and default code in its header, as `class Gone(ApiError, status=410,
+    code="gone")`; ApiError itself is a 400 unless its `status` is set (an HTTP exception converted)."""
+    status, code = 400, "error"
+
+    def __init_subclass__(cls, status: int, code: str):
+        cls.status, cls.code = status, code
 
     def __init__(self, message: str, code: str | None = None, fields: dict | None = None):
         super().__init__(message)
@@ -18,24 +22,24 @@ class ApiError(Exception):
         return {"error": {**error, "fields": self.fields} if self.fields else error}
 
 
-class Invalid(ApiError):
-    status, code = 400, "invalid"
+class Invalid(ApiError, status=400, code="invalid"):
+    """Malformed or missing input; `fields` says which and why."""
 
 
-class Unauthenticated(ApiError):
-    status, code = 401, "unauthenticated"
+class Unauthenticated(ApiError, status=401, code="unauthenticated"):
+    """No token, or a bad or expired one."""
 
 
-class Forbidden(ApiError):
-    status, code = 403, "forbidden"
+class Forbidden(ApiError, status=403, code="forbidden"):
+    """Signed in, but not allowed (a customer on an operator's route)."""
 
 
-class NotFound(ApiError):
-    status, code = 404, "not_found"
+class NotFound(ApiError, status=404, code="not_found"):
+    """Unknown, or another user's: never a 403 for someone else's tenant."""
 
 
-class Conflict(ApiError):
-    status, code = 409, "conflict"
+class Conflict(ApiError, status=409, code="conflict"):
+    """Not possible in the current state (a taken name, a limit reached, a tenant being deleted)."""
 
 
 class TemporaryError(Exception):

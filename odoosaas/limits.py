@@ -19,15 +19,14 @@ def init_app(app) -> None:
 
 
 def account() -> str:
-    """The email a login or reset is about, sent as JSON (API) or as a form (pages)."""
-    body = request.get_json(silent=True) if request.is_json else request.form
-    return str(body.get("email", "")).strip().lower() if hasattr(body, "get") else ""
+    """The email a login or reset is about, sent as JSON (API) or as a form (pages). Limits are checked when the
+    view runs, so the body is already known to be a JSON object or a form."""
+    return str((request.get_json(silent=True) or request.form).get("email", "")).strip().lower()
 
 
 def rate_limited(route: str, per_account: bool = False):
-    """The route's own limit, shared by its API call and its page."""
+    """The route's own limit per client (and per account), counted alike for its API call and the page calling it."""
     rate = lambda: current_app.extensions["odoosaas"].settings.rate_limit  # noqa: E731 (read per request)
     per_client = limiter.shared_limit(rate, scope=route)
-    if not per_account:
-        return per_client
-    return lambda view: per_client(limiter.shared_limit(rate, scope=f"{route}:account", key_func=account)(view))
+    per_email = limiter.shared_limit(rate, scope=f"{route}:account", key_func=account)
+    return (lambda view: per_client(per_email(view))) if per_account else per_client

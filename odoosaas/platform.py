@@ -4,7 +4,6 @@ import threading
 from dataclasses import dataclass, field
 
 from odoosaas.auth import make_provider
-from odoosaas.auth.mail import Mailer
 from odoosaas.billing import make_billing
 from odoosaas.drivers import make_driver
 from odoosaas.secretbox import SecretBox
@@ -17,7 +16,6 @@ class Platform:
     settings: Settings
     store: Store
     box: SecretBox
-    mailer: Mailer
     auth: object
     billing: object
     driver: object
@@ -31,7 +29,6 @@ class Platform:
 def build(settings: Settings) -> Platform:
     os.umask(0o077)  # every file the platform writes (store, outbox, logs, configs) is private unless opened on purpose
     settings.resolve()
-    store, mailer = Store(settings.database_url), Mailer(settings)
-    return Platform(settings=settings, store=store, box=SecretBox(settings.secret_key), mailer=mailer,
-                    auth=make_provider(settings, store, mailer), billing=make_billing(settings),
-                    driver=make_driver(settings))
+    store = Store(settings.database_url)
+    return Platform(settings=settings, store=store, box=SecretBox(settings.secret_key),
+                    auth=make_provider(settings, store), billing=make_billing(settings), driver=make_driver(settings))

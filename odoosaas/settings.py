@@ -120,12 +120,9 @@ class Settings(BaseSettings):
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.data_dir.chmod(0o711)  # private, yet the `postgres` account may pass through to its clusters
         self.database_url = self.database_url or f"sqlite:///{self.data_dir / 'odoosaas.db'}"
-        self.secret_key = self.secret_key or _kept_secret(self.data_dir / "secret_key")
+        key_file = self.data_dir / "secret_key"  # made once, then kept
+        if not (self.secret_key or key_file.exists()):
+            key_file.touch(mode=0o600)
+            key_file.write_text(secrets.token_urlsafe(48))
+        self.secret_key = self.secret_key or key_file.read_text().strip()
         self.portal_url = self.portal_url or f"http://127.0.0.1:{self.port}"
-
-
-def _kept_secret(path: Path) -> str:
-    if not path.exists():
-        path.touch(mode=0o600)
-        path.write_text(secrets.token_urlsafe(48))
-    return path.read_text().strip()

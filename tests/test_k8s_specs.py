@@ -5,7 +5,7 @@ from odoosaas import apps
 from odoosaas.apps import Spec
 from odoosaas.drivers.k8s import specs
 from odoosaas.settings import Settings
-from odoosaas.tenants.rules import resources
+from odoosaas.tenants.rules import Resources, resources
 
 SETTINGS = Settings(driver="kubernetes", k8s_mail_egress="192.0.2.0/24")
 SECRET = "db-pass-never-elsewhere"
@@ -13,15 +13,15 @@ SECRET = "db-pass-never-elsewhere"
 
 def make_spec(tier="basic", host="shared-1.odoosaas.svc.cluster.local", app="odoo") -> Spec:
     db = {"host": host, "port": 5432, "dbname": "t_acme", "user": "t_acme", "password": SECRET}
-    return Spec(tenant_id="t1", subdomain="acme", app=app, tier=tier, resources=resources(tier), database=db,
-                admin_email="a@example.com", admin_password="admin-secret", url="https://acme.example.com")
+    return Spec(tenant_id="t1", subdomain="acme", app=app, tier=tier, resources=Resources(**resources(tier)),
+                database=db, admin_email="a@example.com", admin_password="admin-secret", url="https://acme.example.com")
 
 
 def everything(spec, settings=SETTINGS) -> list[dict]:
     workload = apps.template(spec.app).k8s(spec, settings)
     return [specs.namespace(spec), *specs.quota(spec),
             *specs.network_policies(spec, settings, spec.database["host"]),
-            specs.deployment(spec, workload.container, workload.pod_context), specs.service(spec),
+            specs.deployment(spec, workload.container, workload.uid), specs.service(spec),
             specs.route(spec, settings), specs.filestore(spec, "")]
 
 
@@ -59,8 +59,9 @@ def test_official_odoo_is_restricted_and_keeps_secrets_in_the_secret():
     workload = apps.template("odoo").k8s(spec, SETTINGS)
     container = workload.container
     assert workload.secret == {"db-password": SECRET}
-    assert container["securityContext"]["runAsUser"] == 101 and container["securityContext"]["runAsNonRoot"]
-    assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+    pod = specs.deployment(spec, container, workload.uid)["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsUser"] == 101 and pod["securityContext"]["runAsNonRoot"]
+    assert pod["containers"][0]["securityContext"]["capabilities"] == {"drop": ["ALL"]}
     assert "--no-database-list" in container["args"] and "--db-filter=^t_acme$" in container["args"]
     assert "-i" in workload.init["args"] and "--stop-after-init" in workload.init["args"]
     objects = json.dumps(everything(spec))
@@ -70,7 +71,7 @@ def test_official_odoo_is_restricted_and_keeps_secrets_in_the_secret():
 def test_deployment_spreads_over_nodes_and_probes_health():
     spec = make_spec()
     workload = apps.template("odoo").k8s(spec, SETTINGS)
-    pod = specs.deployment(spec, workload.container, workload.pod_context)["spec"]["template"]["spec"]
+    pod = specs.deployment(spec, workload.container, workload.uid)["spec"]["template"]["spec"]
     term = pod["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"][0]["podAffinityTerm"]
     assert term["namespaceSelector"] == {} and term["topologyKey"] == "kubernetes.io/hostname"
     assert pod["containers"][0]["readinessProbe"]["httpGet"]["path"] == "/web/health"
@@ -101,7 +102,7 @@ def test_init_job_is_named_after_its_spec():
     """Its pod template cannot change in place: another image or database host is another Job."""
     def init_job(spec, image="odoo:18.0"):
         workload = apps.template("odoo").k8s(spec, Settings(driver="kubernetes", k8s_odoo_image=image))
-        return specs.job("init", "t-acme", workload.init, workload.pod_context)["metadata"]
+        return specs.job("init", "t-acme", workload.init, workload.uid)["metadata"]
     first = init_job(make_spec())
     assert first == init_job(make_spec()) and first["name"].startswith("init-") and len(first["name"]) == 15
     assert first["labels"][specs.JOB_LABEL] == "init"

@@ -132,9 +132,9 @@ def test_database_manager_is_off_and_the_database_pinned(platform_app, pair):
 
 def test_requested_modules_are_installed(platform_app, owner, pair):
     app, _ = platform_app
-    states = {m["name"]: m["state"] for m in odoo.TEMPLATE.installed_modules(spec_of(app, pair["left"]["id"]))}
+    states = {m["name"]: m["state"] for m in odoo.installed_modules(spec_of(app, pair["left"]["id"]))}
     assert states["contacts"] == "installed"
-    states = {m["name"]: m["state"] for m in odoo.TEMPLATE.installed_modules(spec_of(app, pair["right"]["id"]))}
+    states = {m["name"]: m["state"] for m in odoo.installed_modules(spec_of(app, pair["right"]["id"]))}
     assert states["contacts"] == "uninstalled"
 
 
@@ -194,11 +194,11 @@ def test_set_admin_takes_effect_in_the_running_odoo(platform_app, pair):
     old = login(port, "right", "right@example.com", PASSWORD)
     assert uid(old) == 2
     assert call(port, "right", old, "res.partner", "search_count", [])["result"] >= 1
-    odoo.TEMPLATE.set_admin(dataclasses.replace(spec, admin_password="brand-new-pass"))
+    odoo.set_admin(dataclasses.replace(spec, admin_password="brand-new-pass"))
     assert uid(login(port, "right", "right@example.com", PASSWORD)) is None
     assert uid(login(port, "right", "right@example.com", "brand-new-pass")) == 2
     assert "error" in call(port, "right", old, "res.partner", "search_count", []), "the old session ended"
-    odoo.TEMPLATE.set_admin(spec)  # back as the platform knows it
+    odoo.set_admin(spec)  # back as the platform knows it
 
 
 def test_owner_sets_a_new_admin_password_through_the_api(platform_app, owner, pair):
@@ -282,7 +282,7 @@ def test_kubernetes_gets_the_options_the_local_runtime_proved(platform_app, pair
     assert parsed[0]["dbfilter"] == "^t_left$" and parsed[0]["list_db"] is False and parsed[0]["proxy_mode"] is True
     assert parsed[0]["limit_memory_hard"] == 1024 * 2**20 and parsed[0]["workers"] == 0
     assert workload.init["args"][-3:] == ["-i", "base,contacts", "--stop-after-init"]
-    _, local_env = odoo.TEMPLATE.local_command(spec, tmp_path, 8069)
+    _, local_env = odoo.local_command(spec, tmp_path, 8069)
     k8s_env = {e["name"]: e.get("value") for e in workload.container["env"]}
     assert odoo.process_env(spec).items() <= local_env.items() and odoo.process_env(spec).items() <= k8s_env.items()
 
@@ -298,7 +298,7 @@ def test_clone_converges_after_a_crash_between_clone_and_hand_over(platform_app,
         ops.create_database(conn, "t_crashed", "t_crashed", template=odoo.TEMPLATE_DB)
         uuids = []
         for _ in range(2):  # the step again, and once more: nothing changes the second time
-            odoo.TEMPLATE.create_database(conn, admin, "t_crashed", spec, clone=True)
+            odoo.create_database(conn, admin, "t_crashed", spec, clone=True)
             with psycopg.connect(**admin, dbname="t_crashed") as inside:
                 uuids += inside.execute("SELECT value FROM ir_config_parameter WHERE key = 'database.uuid'").fetchone()
                 assert inside.execute("SELECT count(*) FROM pg_class WHERE relowner = %s::regrole",

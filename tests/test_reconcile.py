@@ -309,7 +309,7 @@ def test_a_long_step_keeps_its_lease(platform_app, owner):
     ids = [owner.create(name).json["tenant"]["id"] for name in ("long", "other")]
     p = platform_app.extensions["odoosaas"]
     worker = Worker(p)
-    assert worker.lease(Tenant, ids[0])
+    assert worker.lease("tenant", ids[0])
     with p.store.session() as db:
         for tenant_id in ids:
             db.get(Tenant, tenant_id).lease_until = now() + timedelta(seconds=1)

@@ -37,8 +37,7 @@ def bearer_token() -> str:
 def current_user():
     """The caller, from the bearer token (or the dashboard's session); 401 otherwise."""
     if "user" not in g:  # calls that change something ask the provider: a banned or logged-out user stops now
-        auth = platform().auth
-        g.user = (auth.authenticate if request.method == "GET" else auth.verify_live)(bearer_token())
+        g.user = platform().auth.authenticate(bearer_token(), live=request.method != "GET")
     return g.user
 
 
@@ -50,10 +49,9 @@ def as_api_error(exc: HTTPException) -> ApiError:
 
 
 def validation_failed(exc: ValidationError):
-    fields = {}
-    for problem in exc.errors():
-        name = ".".join(str(part) for part in problem["loc"]) or "body"
-        fields.setdefault(name, "unknown field" if problem["type"] == "extra_forbidden" else problem["msg"])
+    """The envelope naming each wrong field (a.b.0 for nested ones) with its first problem."""
+    fields = {".".join(map(str, problem["loc"])) or "body": "unknown field" if problem["type"] == "extra_forbidden"
+              else problem["msg"] for problem in reversed(exc.errors())}
     return make_response(jsonify(Invalid("Some fields are missing or invalid.", fields=fields).envelope()), 400)
 
 

@@ -5,9 +5,7 @@ from typing import Literal
 from flask_openapi3 import APIBlueprint, Tag
 from pydantic import BaseModel, Field
 
-from odoosaas.api import BEARER, BODY, SIGNED_IN, current_user, fails, platform
-from odoosaas.api.schemas import (AdminFilter, Items, MoveRequest, OperationAnswer, Overview, RequestAnswer,
-                                  TenantAnswer, TenantPath)
+from odoosaas.api import BEARER, BODY, SIGNED_IN, current_user, fails, platform, schemas
 from odoosaas.errors import Forbidden
 from odoosaas.reconcile import operations
 from odoosaas.store.models import Tenant
@@ -32,38 +30,39 @@ def operators_only():  # before the query is checked: a customer learns nothing 
         raise Forbidden("Operators only.")
 
 
-@bp.get("/tenants", security=BEARER, responses={200: Items})
-def tenants(query: AdminFilter):
+@bp.get("/tenants", security=BEARER, responses={200: schemas.Items})
+def tenants(query: schemas.AdminFilter):
     with platform().store.session() as db:
         return {"items": [fleet.with_owner(t) for t in service.admin_list(db, **query.model_dump())]}
 
 
-@bp.get("/tenants/<tenant_id>", security=BEARER, responses={200: TenantAnswer, **fails(404)})
-def tenant(path: TenantPath):
+@bp.get("/tenants/<tenant_id>", security=BEARER, responses={200: schemas.TenantAnswer, **fails(404)})
+def tenant(path: schemas.TenantPath):
     with platform().store.session() as db:
         return {"tenant": fleet.detail(db, path.tenant_id, platform())}
 
 
-@bp.get("/overview", security=BEARER, responses={200: Overview})
+@bp.get("/overview", security=BEARER, responses={200: schemas.Overview})
 def overview():
     with platform().store.session() as db:
         return fleet.overview(db, platform().driver)
 
 
-@bp.get("/db-servers", security=BEARER, responses={200: Items})
+@bp.get("/db-servers", security=BEARER, responses={200: schemas.Items})
 def db_servers():
     with platform().store.session() as db:
         return {"items": fleet.db_servers(db)}
 
 
-@bp.post("/tenants/<tenant_id>/migrate", security=BEARER, responses={202: OperationAnswer, **BODY, **fails(404, 409)})
-def migrate(path: TenantPath, body: MoveRequest):
+@bp.post("/tenants/<tenant_id>/migrate", security=BEARER,
+         responses={202: schemas.OperationAnswer, **BODY, **fails(404, 409)})
+def migrate(path: schemas.TenantPath, body: schemas.MoveRequest):
     """Move a running tenant now (PA-5); the body is a customer's request's: the target and, optionally, why."""
     operation = moves.start(platform(), current_user(), path.tenant_id, body.target_strategy, body.reason)
     return {"operation": operations.public(operation)}, 202
 
 
-@bp.get("/migrations", security=BEARER, responses={200: Items})
+@bp.get("/migrations", security=BEARER, responses={200: schemas.Items})
 def migrations(query: MoveFilter):
     """Moves and customers' requests, newest first, with their tenant's subdomain; `status` as in a request
     (pending: awaiting approval)."""
@@ -73,6 +72,6 @@ def migrations(query: MoveFilter):
 
 
 @bp.post("/migrations/<move_id>/<any(approve, reject, rollback):action>", security=BEARER,
-         responses={202: RequestAnswer, **fails(404, 409)})
+         responses={202: schemas.RequestAnswer, **fails(404, 409)})
 def decide(path: MoveAction):
     return {"request": moves.public(moves.decide(platform(), path.move_id, path.action))}, 202

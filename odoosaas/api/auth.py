@@ -3,13 +3,17 @@ from flask_openapi3 import APIBlueprint, Tag
 
 from odoosaas.api import BEARER, BODY, SIGNED_IN, bearer_token, current_user, fails, platform
 from odoosaas.api.schemas import Login, Profile, Refresh, ResetConfirm, ResetRequest, Signup, Tokens, UserAnswer, answer
-from odoosaas.auth import public_user
 from odoosaas.limits import rate_limited
 from odoosaas.reconcile import operations
 
 # Every call may find the account service (Supabase) unreachable: 503.
 bp = APIBlueprint("auth", __name__, url_prefix="/api/v1", abp_tags=[Tag(name="auth")], abp_responses=fails(503))
 SESSION = {200: Tokens, **BODY, **fails(401, 403, 429)}  # 403: Supabase suspended the account
+
+
+def public_user(user) -> dict:
+    return {"id": user.id, "email": user.email, "full_name": user.full_name, "company": user.company,
+            "is_admin": user.is_admin, "created_at": user.created_at.isoformat()}
 
 
 def tokens(issued: dict) -> dict:

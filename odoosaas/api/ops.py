@@ -5,8 +5,7 @@ from flask import Response, g, request
 from flask_openapi3 import APIBlueprint, Tag
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from odoosaas.api import fails, platform
-from odoosaas.api.schemas import Health
+from odoosaas.api import fails, platform, schemas
 from odoosaas.store.models import Tenant
 from odoosaas.tenants import fleet
 
@@ -17,12 +16,12 @@ LATENCY = Histogram("odoosaas_http_request_seconds", "HTTP request latency", ["e
 TENANTS = Gauge("odoosaas_tenants", "Tenants by status", ["status"], registry=registry)
 
 
-@bp.get("/healthz", responses={200: Health})
+@bp.get("/healthz", responses={200: schemas.Health})
 def healthz():
     return {"status": "ok"}
 
 
-@bp.get("/readyz", responses={200: Health, 503: Health})
+@bp.get("/readyz", responses={200: schemas.Health, 503: schemas.Health})
 def readyz():
     problems = {}
     for name, check in (("store", platform().store.ping), ("driver", platform().driver.ping)):

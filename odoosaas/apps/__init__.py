@@ -1,7 +1,8 @@
-"""App templates: how to run an app, tell it is ready and set its admin login.
+"""App templates: how to run an app and set its admin login.
 
-Each template is a small object; drivers ask it for a command (local) or an image and
-environment (Kubernetes), and the reconciler asks it to set the admin credentials.
+Each template is a module of the same few functions; drivers ask it for a command (local) or an
+image and environment (Kubernetes), and the reconciler asks it to set the admin credentials.
+Every app answers `/web/health` as Odoo does: that is how drivers tell it is ready.
 """
 import base64
 import hashlib
@@ -17,35 +18,32 @@ KNOWN = ("odoo", "sample")
 
 @dataclass
 class Spec:
-    """Everything a driver needs to run one tenant's app; holds secrets, never logged."""
+    """Everything a driver needs to run one tenant's app; holds secrets, kept out of its repr (and so of logs)."""
     tenant_id: str
     subdomain: str
     app: str
     tier: str
     resources: Resources
-    database: dict  # host, port, dbname, user, password
-    admin_email: str
-    admin_password: str
+    database: dict = field(repr=False)  # host, port, dbname, user, password
+    admin_email: str = field(repr=False)
+    admin_password: str = field(repr=False)
     url: str
     modules: list[str] = field(default_factory=list)  # apps to install at creation
     domains: dict[str, bool] = field(default_factory=dict)  # proven custom domains -> has a certificate
 
-    def __repr__(self) -> str:
-        return f"Spec({self.subdomain!r}, app={self.app!r})"
-
 
 @dataclass
 class Workload:
-    """How a template runs on Kubernetes: the container, its Secret values and pod security."""
+    """How a template runs on Kubernetes: the container, its Secret values and the uid it runs as."""
     container: dict
     secret: dict
-    pod_context: dict | None = None
+    uid: int
     init: dict | None = None  # a container to run to completion once before the app (a Job)
 
 
 def template(name: str):
     from odoosaas.apps import odoo, sample
-    return {"odoo": odoo.TEMPLATE, "sample": sample.TEMPLATE}[name]
+    return {"odoo": odoo, "sample": sample}[name]
 
 
 def resolve(name: str, settings) -> str:

@@ -17,7 +17,6 @@ import psycopg
 from psycopg import sql
 
 from odoosaas.apps import Workload, pbkdf2_sha512, write_private
-from odoosaas.drivers.k8s import specs
 from odoosaas.errors import PermanentError, TemporaryError
 from odoosaas.pg import ops
 
@@ -70,117 +69,118 @@ def process_env(spec) -> dict[str, str]:
     return {"MALLOC_ARENA_MAX": "2", "ODOO_MAX_HTTP_THREADS": str(max(2, threads))}
 
 
-def write_config(path: Path, values: dict) -> Path:
+def write_config(path: Path, db: dict, data_dir, **values) -> Path:
+    """An Odoo config file for a local process; 0600, as it holds the database password."""
+    values = {"db_host": db["host"], "db_port": db["port"], "db_user": db["user"], "db_password": db["password"],
+              "addons_path": odoo_bin().with_name("addons"), "data_dir": data_dir, **values}
     write_private(path, "[options]\n" + "".join(f"{key} = {value}\n" for key, value in values.items()))
     return path
 
 
-def db_options(database: dict) -> dict[str, str]:
-    return {"db_host": database["host"], "db_port": str(database["port"]), "db_user": database["user"],
-            "db_password": database["password"], "addons_path": str(odoo_bin().parent / "addons")}
-
-
 def local_config(spec, path: Path, data_dir: Path, port: int = 0) -> Path:
-    return write_config(path, {**options(spec), **db_options(spec.database), "http_interface": "127.0.0.1",
-                               "http_port": str(port), "data_dir": str(data_dir)})
+    return write_config(path, spec.database, data_dir, **options(spec), http_interface="127.0.0.1", http_port=port)
 
 
 def tenant_connection(spec) -> psycopg.Connection:
     return ops.connect(spec.database, spec.database["dbname"])
 
 
-class OdooTemplate:
-    health_path = "/web/health"
+def create_database(conn, server: dict, name: str, spec, clone: bool) -> None:
+    """A clone of the server's template made the tenant's own (`clone`: a shared local server);
+    else an empty database that `initialise` (or the Kubernetes init Job) fills."""
+    if clone and not ops.database_exists(conn, name):
+        with ops.advisory_lock(conn, TEMPLATE_DB):  # two tenants on a new server: one builds, both clone
+            if not ops.database_exists(conn, TEMPLATE_DB):
+                build_template(conn, server)
+        ops.create_database(conn, name, name, template=TEMPLATE_DB)
+    ops.ensure_database(conn, name, name)
+    if clone:
+        make_own(server, name, spec)
 
-    def create_database(self, conn, server: dict, name: str, spec, clone: bool) -> None:
-        """A clone of the server's template made the tenant's own (`clone`: a shared local server);
-        else an empty database that `initialise` (or the Kubernetes init Job) fills."""
-        if clone and not ops.database_exists(conn, name):
-            with ops.advisory_lock(conn, TEMPLATE_DB):  # two tenants on a new server: one builds, both clone
-                if not ops.database_exists(conn, TEMPLATE_DB):
-                    build_template(conn, server)
-            ops.create_database(conn, name, name, template=TEMPLATE_DB)
-        ops.ensure_database(conn, name, name)
-        if clone:
-            make_own(server, name, spec)
 
-    def local_command(self, spec, workdir: Path, port: int) -> tuple[list[str], dict]:
-        config = local_config(spec, workdir / "odoo.conf", workdir / "filestore", port)
-        return [*command(), "-c", str(config)], {"PATH": os.environ.get("PATH", ""), **process_env(spec)}
+def local_command(spec, workdir: Path, port: int) -> tuple[list[str], dict]:
+    config = local_config(spec, workdir / "odoo.conf", workdir / "filestore", port)
+    return [*command(), "-c", str(config)], {"PATH": os.environ.get("PATH", ""), **process_env(spec)}
 
-    def initialise(self, spec, workdir: Path) -> None:
-        """Install what the database lacks: the requested apps (and `base` in an empty database)."""
-        if missing := self.missing(spec, spec.modules):
-            self.install_modules(spec, workdir, missing)
 
-    def missing(self, spec, names: list[str]) -> list[str]:
-        with tenant_connection(spec) as conn:
-            if conn.execute("SELECT to_regclass('ir_module_module')").fetchone()[0] is None:
-                return ["base", *names]
-            installed = {row[0] for row in conn.execute(
-                "SELECT name FROM ir_module_module WHERE state = 'installed' AND name = ANY(%s)", (names,))}
-        return [name for name in names if name not in installed]
+def initialise(spec, workdir: Path) -> None:
+    """Install what the database lacks: the requested apps (and `base` in an empty database)."""
+    install_modules(spec, workdir, spec.modules)
 
-    def install_modules(self, spec, workdir: Path, names: list[str]) -> None:
-        """`odoo-bin -i` beside the running server, which reloads its registry when the database
-        signals the change (Odoo's `base_registry_signaling` sequence)."""
+
+def missing(spec, names: list[str]) -> list[str]:
+    with tenant_connection(spec) as conn:
+        if conn.execute("SELECT to_regclass('ir_module_module')").fetchone()[0] is None:
+            return ["base", *names]
+        installed = {row[0] for row in conn.execute(
+            "SELECT name FROM ir_module_module WHERE state = 'installed' AND name = ANY(%s)", (names,))}
+    return [name for name in names if name not in installed]
+
+
+def install_modules(spec, workdir: Path, names: list[str]) -> None:
+    """Those of `names` the database lacks, by `odoo-bin -i` beside the running server, which reloads its
+    registry when the database signals the change (Odoo's `base_registry_signaling` sequence)."""
+    if names := missing(spec, names):
         workdir.mkdir(parents=True, exist_ok=True, mode=0o700)
         run(local_config(spec, workdir / "odoo-install.conf", workdir / "filestore"), "-i", ",".join(names))
 
-    def check(self, spec, folder: Path) -> None:
-        """A backup's scratch copy: Odoo's registry loads on it."""
-        run(local_config(spec, folder / "check.conf", folder / "data"))
 
-    def neutralize(self, spec, folder: Path) -> None:
-        """A copy mails no one and runs no jobs (Odoo's own `neutralize`), and has an identity of its own."""
-        run(local_config(spec, folder / "neutralize.conf", folder / "data"), verb=("neutralize",))
-        with tenant_connection(spec) as conn:
-            conn.cursor().executemany(SET_PARAMETER, [("database.uuid", str(uuid.uuid1())), (
-                "database.secret", str(uuid.uuid4())), ("odoosaas.tenant", spec.tenant_id)])
+def check(spec, folder: Path) -> None:
+    """A backup's scratch copy: Odoo's registry loads on it."""
+    run(local_config(spec, folder / "check.conf", folder / "data"))
 
-    def installed_modules(self, spec) -> list[dict]:
-        """Every app the instance knows, with its state (`installed`, `uninstalled`, ...)."""
-        with tenant_connection(spec) as conn:
-            rows = conn.execute("SELECT name, shortdesc->>'en_US', state FROM ir_module_module "
-                                "WHERE application ORDER BY name").fetchall()
-        return [{"name": name, "title": title, "state": state} for name, title, state in rows]
 
-    def set_admin(self, spec) -> None:
-        """Odoo has no setting for the admin login: write it, hashed as Odoo does, then signal the
-        caches so a running Odoo forgets sessions and checks made with the old password."""
-        digest = pbkdf2_sha512(spec.admin_password, ADMIN_ROUNDS)
-        with tenant_connection(spec) as conn, conn.transaction():
-            try:
-                conn.execute(f"UPDATE res_users SET login = %s, password = %s WHERE id = {ADMIN_ID}",
-                             (spec.admin_email, digest))
-            except psycopg.errors.UndefinedTable:
-                raise TemporaryError("waiting for Odoo to initialise its database", delay=5) from None
-            conn.execute(f"UPDATE res_partner SET email = %s WHERE id = (SELECT partner_id FROM res_users "
-                         f"WHERE id = {ADMIN_ID})", (spec.admin_email,))
-            conn.execute("SELECT nextval('base_cache_signaling_default')")
+def neutralize(spec, folder: Path) -> None:
+    """A copy mails no one and runs no jobs (Odoo's own `neutralize`), and has an identity of its own."""
+    run(local_config(spec, folder / "neutralize.conf", folder / "data"), verb=("neutralize",))
+    with tenant_connection(spec) as conn:
+        conn.cursor().executemany(SET_PARAMETER, [("database.uuid", str(uuid.uuid1())), (
+            "database.secret", str(uuid.uuid4())), ("odoosaas.tenant", spec.tenant_id)])
 
-    def set_url(self, spec) -> None:
-        """Links in mails follow the primary domain; frozen, or an admin's login would set it back."""
-        with tenant_connection(spec) as conn:
-            conn.cursor().executemany(SET_PARAMETER, [("web.base.url", spec.url), ("web.base.url.freeze", "True")])
-            conn.execute("SELECT nextval('base_cache_signaling_default')")  # a running Odoo rereads parameters
 
-    def k8s(self, spec, settings) -> Workload:
-        """The official image with the options the local runtime uses: its entrypoint reads
-        HOST/PORT/USER/PASSWORD; it runs as the non-root `odoo` user, whose uid the pod must name."""
-        db, uid = spec.database, settings.k8s_odoo_uid
-        plain = {"HOST": db["host"], "PORT": str(db["port"]), "USER": db["user"], **process_env(spec)}
-        env = [*({"name": name, "value": value} for name, value in plain.items()),  # the password from the Secret
-               {"name": "PASSWORD", "valueFrom": {"secretKeyRef": {"name": "tenant", "key": "db-password"}}}]
-        args = [FLAGS.get(key, "--" + key.replace("_", "-")) + ("" if value in ("True", "False") else f"={value}")
-                for key, value in options(spec).items()]  # the options as flags; booleans bare
-        container = {"name": "odoo", "image": settings.k8s_odoo_image, "env": env, "args": args,
-                     "securityContext": specs.restricted(uid),
-                     "volumeMounts": [{"name": "filestore", "mountPath": "/var/lib/odoo"}]}
-        init = {**container, "name": "init",
-                "args": [*args, "-i", ",".join(["base", *spec.modules]), "--stop-after-init"]}
-        context = {"runAsNonRoot": True, "fsGroup": uid, "seccompProfile": {"type": "RuntimeDefault"}}
-        return Workload(container, {"db-password": db["password"]}, context, init)
+def installed_modules(spec) -> list[dict]:
+    """Every app the instance knows, with its state (`installed`, `uninstalled`, ...)."""
+    with tenant_connection(spec) as conn:
+        rows = conn.execute("SELECT name, shortdesc->>'en_US', state FROM ir_module_module "
+                            "WHERE application ORDER BY name").fetchall()
+    return [{"name": name, "title": title, "state": state} for name, title, state in rows]
+
+
+def set_admin(spec) -> None:
+    """Odoo has no setting for the admin login: write it, hashed as Odoo does, then signal the
+    caches so a running Odoo forgets sessions and checks made with the old password."""
+    digest = pbkdf2_sha512(spec.admin_password, ADMIN_ROUNDS)
+    with tenant_connection(spec) as conn, conn.transaction():
+        try:
+            conn.execute(f"UPDATE res_users SET login = %s, password = %s WHERE id = {ADMIN_ID}",
+                         (spec.admin_email, digest))
+        except psycopg.errors.UndefinedTable:
+            raise TemporaryError("waiting for Odoo to initialise its database", delay=5) from None
+        conn.execute(f"UPDATE res_partner SET email = %s WHERE id = (SELECT partner_id FROM res_users "
+                     f"WHERE id = {ADMIN_ID})", (spec.admin_email,))
+        conn.execute("SELECT nextval('base_cache_signaling_default')")
+
+
+def set_url(spec) -> None:
+    """Links in mails follow the primary domain; frozen, or an admin's login would set it back."""
+    with tenant_connection(spec) as conn:
+        conn.cursor().executemany(SET_PARAMETER, [("web.base.url", spec.url), ("web.base.url.freeze", "True")])
+        conn.execute("SELECT nextval('base_cache_signaling_default')")  # a running Odoo rereads parameters
+
+
+def k8s(spec, settings) -> Workload:
+    """The official image with the options the local runtime uses: its entrypoint reads
+    HOST/PORT/USER/PASSWORD; it runs as the non-root `odoo` user, whose uid the pod must name."""
+    db, uid = spec.database, settings.k8s_odoo_uid
+    plain = {"HOST": db["host"], "PORT": str(db["port"]), "USER": db["user"], **process_env(spec)}
+    env = [*({"name": name, "value": value} for name, value in plain.items()),  # the password from the Secret
+           {"name": "PASSWORD", "valueFrom": {"secretKeyRef": {"name": "tenant", "key": "db-password"}}}]
+    args = [FLAGS.get(key, "--" + key.replace("_", "-")) + ("" if value in ("True", "False") else f"={value}")
+            for key, value in options(spec).items()]  # the options as flags; booleans bare
+    container = {"name": "odoo", "image": settings.k8s_odoo_image, "env": env, "args": args,
+                 "volumeMounts": [{"name": "filestore", "mountPath": "/var/lib/odoo"}]}
+    init = {**container, "name": "init", "args": [*args, "-i", ",".join(["base", *spec.modules]), "--stop-after-init"]}
+    return Workload(container, {"db-password": db["password"]}, uid, init)
 
 
 def build_template(conn, server: dict) -> None:
@@ -192,9 +192,8 @@ def build_template(conn, server: dict) -> None:
     ops.create_database(conn, building, server["user"])  # owned by no tenant
     with ops.connect(server, building) as inside, tempfile.TemporaryDirectory() as scratch:
         inside.execute(sql.SQL("GRANT CREATE ON SCHEMA public TO {}").format(sql.Identifier(TEMPLATE_DB)))
-        values = {**db_options({**server, "user": TEMPLATE_DB, "password": password}), "db_name": building,
-                  "data_dir": scratch, "without_demo": "all"}
-        run(write_config(Path(scratch) / "odoo.conf", values), "-i", "base")
+        run(write_config(Path(scratch) / "odoo.conf", {**server, "user": TEMPLATE_DB, "password": password}, scratch,
+                         db_name=building, without_demo="all"), "-i", "base")
         # then its files (logo, flags, icons) into the database
         for row_id, name in inside.execute("SELECT id, store_fname FROM ir_attachment "
                                            "WHERE store_fname IS NOT NULL").fetchall():
@@ -227,6 +226,3 @@ def available_apps(configured: str = "") -> tuple[dict, ...]:
             found.append({"name": manifest.parent.name, "title": data.get("name", ""),
                           "summary": data.get("summary", ""), "category": data.get("category", "")})
     return tuple(found)
-
-
-TEMPLATE = OdooTemplate()

@@ -14,7 +14,6 @@ from pathlib import Path
 import psycopg
 
 from odoosaas.apps import Workload, pbkdf2_sha512, write_private
-from odoosaas.drivers.k8s import specs
 
 SCHEMA = ("CREATE TABLE IF NOT EXISTS sample_visits (id int PRIMARY KEY, visits bigint NOT NULL);"
           "CREATE TABLE IF NOT EXISTS sample_admin (id int PRIMARY KEY, login text NOT NULL, password text NOT NULL)")
@@ -24,41 +23,36 @@ def connect(database: dict) -> psycopg.Connection:
     return psycopg.connect(**database, connect_timeout=5, autocommit=True)
 
 
-class SampleTemplate:
-    health_path = "/web/health"
-
-    def local_command(self, spec, workdir: Path, port: int) -> tuple[list[str], dict]:
-        config = workdir / "sample.json"
-        write_private(config, json.dumps({"name": spec.subdomain, "port": port, "database": spec.database}))
-        return [sys.executable, "-m", "odoosaas.apps.sample", str(config)], {"PATH": os.environ.get("PATH", "")}
-
-    def create_database(self, conn, server: dict, name: str, spec, clone: bool) -> None:
-        from odoosaas.pg import ops  # here: the app's own process stays small (tiny tiers run it)
-        ops.ensure_database(conn, name, name)  # empty: the app makes its tables
-
-    def initialise(self, spec, workdir: Path) -> None:
-        with connect(spec.database) as conn:
-            conn.execute(SCHEMA)
-
-    def set_admin(self, spec) -> None:
-        with connect(spec.database) as conn:
-            conn.execute(SCHEMA)
-            conn.execute("INSERT INTO sample_admin VALUES (1, %s, %s) ON CONFLICT (id) DO UPDATE "
-                         "SET login = excluded.login, password = excluded.password",
-                         (spec.admin_email, pbkdf2_sha512(spec.admin_password, 29000)))
-
-    def k8s(self, spec, settings) -> Workload:
-        """The platform's own image runs it; the config (with the password) is a Secret file."""
-        config = json.dumps({"name": spec.subdomain, "host": "0.0.0.0", "port": 8069, "database": spec.database})
-        container = {"name": "sample", "image": settings.k8s_platform_image,
-                     "command": ["python", "-m", "odoosaas.apps.sample", "/etc/odoosaas/sample.json"],
-                     "securityContext": specs.restricted(10001),
-                     "volumeMounts": [{"name": "secrets", "mountPath": "/etc/odoosaas", "readOnly": True}]}
-        context = {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
-        return Workload(container, {"sample.json": config}, context)
+def local_command(spec, workdir: Path, port: int) -> tuple[list[str], dict]:
+    config = workdir / "sample.json"
+    write_private(config, json.dumps({"name": spec.subdomain, "port": port, "database": spec.database}))
+    return [sys.executable, "-m", "odoosaas.apps.sample", str(config)], {"PATH": os.environ.get("PATH", "")}
 
 
-TEMPLATE = SampleTemplate()
+def create_database(conn, server: dict, name: str, spec, clone: bool) -> None:
+    from odoosaas.pg import ops  # here: the app's own process stays small (tiny tiers run it)
+    ops.ensure_database(conn, name, name)  # empty: the app makes its tables
+
+
+def initialise(spec, workdir: Path) -> None:
+    """Nothing: `set_admin`, which runs before a tenant is ready on every runtime, makes the tables."""
+
+
+def set_admin(spec) -> None:
+    with connect(spec.database) as conn:
+        conn.execute(SCHEMA)
+        conn.execute("INSERT INTO sample_admin VALUES (1, %s, %s) ON CONFLICT (id) DO UPDATE "
+                     "SET login = excluded.login, password = excluded.password",
+                     (spec.admin_email, pbkdf2_sha512(spec.admin_password, 29000)))
+
+
+def k8s(spec, settings) -> Workload:
+    """The platform's own image runs it; the config (with the password) is a Secret file."""
+    config = json.dumps({"name": spec.subdomain, "host": "0.0.0.0", "port": 8069, "database": spec.database})
+    container = {"name": "sample", "image": settings.k8s_platform_image,
+                 "command": ["python", "-m", "odoosaas.apps.sample", "/etc/odoosaas/sample.json"],
+                 "volumeMounts": [{"name": "secrets", "mountPath": "/etc/odoosaas", "readOnly": True}]}
+    return Workload(container, {"sample.json": config}, 10001)
 
 
 def password_matches(stored: str, password: str) -> bool:
@@ -106,8 +100,7 @@ def page(config: dict, path: str, request: bytes = b"") -> tuple[str, str]:
 def main(path: str) -> None:
     import waitress
     config = json.loads(Path(path).read_text())
-    waitress.serve(make_wsgi(config), host=config.get("host", "127.0.0.1"), port=config["port"], threads=4,
-                   _quiet=True)
+    waitress.serve(make_wsgi(config), host=config.get("host", "127.0.0.1"), port=config["port"], threads=4, _quiet=True)
 
 
 if __name__ == "__main__":

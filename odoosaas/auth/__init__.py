@@ -5,25 +5,18 @@ Both have these verbs, and raise the API's errors (odoosaas/errors.py):
   -> `{access_token, refresh_token, token_type, expires_in, user}`; `logout(access_token)`;
 - `request_reset(email)`: mail a reset link if the account exists (the worker calls it);
   `confirm_reset(token, password)`: set the password, end the user's sessions;
-- `authenticate(access_token) -> User`: a check of the token here, for reads;
-  `verify_live(access_token) -> User`: also asks the provider (not banned, deleted or logged out),
-  for calls that change something;
+- `authenticate(access_token, live=False) -> User`: a check of the token here, for reads; `live` also
+  asks the provider (not banned, deleted or logged out), for calls that change something;
 - `update_profile(access_token, {full_name?, company?}) -> User` (the fields to change);
   `ensure_operator(email, password) -> User`: `create-admin` and `ODOOSAAS_ADMIN_EMAIL`.
 
 Users always have a row in the store, so tenants keep an owner whatever the provider.
 """
-from odoosaas.store.models import User
 
 
-def public_user(user: User) -> dict:
-    return {"id": user.id, "email": user.email, "full_name": user.full_name, "company": user.company,
-            "is_admin": user.is_admin, "created_at": user.created_at.isoformat()}
-
-
-def make_provider(settings, store, mailer):
+def make_provider(settings, store):
     if settings.auth == "supabase":
         from odoosaas.auth.supabase import SupabaseProvider
         return SupabaseProvider(settings, store)
     from odoosaas.auth.builtin import BuiltinProvider
-    return BuiltinProvider(settings, store, mailer)
+    return BuiltinProvider(settings, store)

@@ -2,11 +2,10 @@
 rotating refresh tokens whose reuse revokes the whole family.
 
 A refresh token's successor is derived from it (HMAC with a key from the secret key), so a second
-tab refreshing the same token within the grace gets the very token the first one got: no schema
-change, and the store still keeps only hashes."""
+tab refreshing the same token within the grace gets the very token the first one got, and a token whose
+successor is the family's current one is the one rotated away last: the store keeps only the current hash."""
 import contextlib
 import ctypes
-import functools
 import hashlib
 import hmac
 import secrets
@@ -18,53 +17,47 @@ from argon2 import PasswordHasher
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
+from odoosaas.auth import mail
 from odoosaas.errors import Conflict, Invalid, Unauthenticated
 from odoosaas.store.models import AuthSession, ResetToken, User, new_id, now
 
 ISSUER = AUDIENCE = "odoosaas"
 REUSE_INTERVAL = timedelta(seconds=10)  # as Supabase Auth's refresh_token_reuse_interval
+# argon2id with OWASP's first recommended parameters (19 MiB, 2 passes, 1 lane), one hash at a time per process: with
+# the library's defaults (64 MiB each) 8 logins at once took the API to 620 MB resident, over its pod's limit. Now
+# 115 MB steady, 136 MB at most (bench/login_memory.py). Older hashes still verify.
+HASHER = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
+ONE_AT_A_TIME = threading.BoundedSemaphore(1)
+DUMMY_HASH = HASHER.hash(secrets.token_hex(16))  # checked for unknown emails: they take as long as wrong passwords
 
 
 def digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-class Hasher(PasswordHasher):
-    """argon2id with OWASP's first recommended parameters (19 MiB, 2 passes, 1 lane), one hash at a time per
-    process: with the library's defaults (64 MiB each) 8 logins at once took the API to 620 MB resident, over its
-    pod's limit. Now 115 MB steady, 136 MB at most (bench/login_memory.py). Older hashes still verify."""
-    slots = threading.BoundedSemaphore(1)
+def hashed(password: str) -> str:
+    with ONE_AT_A_TIME:
+        return HASHER.hash(password)
 
-    def __init__(self):
-        super().__init__(time_cost=2, memory_cost=19 * 1024, parallelism=1)
+
+def verify(password_hash: str, password: str) -> None:
+    """Returns, or raises: the password does not match (or the hash is not argon2's)."""
+    with ONE_AT_A_TIME:
+        HASHER.verify(password_hash, password)
+
+
+class BuiltinProvider:
+    def __init__(self, settings, store):
+        self.settings, self.store = settings, store
         # glibc raises its mmap threshold after the first big free, and then keeps a 19 MiB block in each request
         # thread's arena (8 threads: +150 MB for good); a fixed threshold stops that (M_MMAP_THRESHOLD = -3)
         with contextlib.suppress(OSError, AttributeError):
             ctypes.CDLL("libc.so.6").mallopt(-3, 128 * 1024)
-
-    def hash(self, password, **kwargs) -> str:
-        with self.slots:
-            return super().hash(password, **kwargs)
-
-    def verify(self, hash, password) -> bool:
-        with self.slots:
-            return super().verify(hash, password)
-
-
-class BuiltinProvider:
-    def __init__(self, settings, store, mailer):
-        self.settings, self.store, self.mailer = settings, store, mailer
-        self.hasher = Hasher()
         self.jwt_key = hashlib.sha256(b"odoosaas-jwt:" + settings.secret_key.encode()).hexdigest()
         self.chain_key = hashlib.sha256(b"odoosaas-refresh:" + settings.secret_key.encode()).digest()
 
-    @functools.cached_property
-    def dummy_hash(self) -> str:
-        """Checked for unknown emails, so they take as long as wrong passwords."""
-        return self.hasher.hash(secrets.token_hex(8))
-
     def signup(self, email: str, password: str, full_name: str = "") -> User:
-        user = User(email=email.lower(), password_hash=self.hasher.hash(password), full_name=full_name)
+        user = User(email=email.lower(), password_hash=hashed(password), full_name=full_name)
         try:
             with self.store.session() as db:
                 db.add(user)
@@ -75,10 +68,9 @@ class BuiltinProvider:
     def login(self, email: str, password: str) -> dict:
         with self.store.session() as db:
             user = db.scalar(select(User).where(User.email == email.lower()))
-            try:
-                self.hasher.verify(user.password_hash if user and user.password_hash else self.dummy_hash, password)
-                assert user is not None
-            except Exception:  # wrong password, or no such user (hash checked anyway)
+            try:  # no such user: DUMMY_HASH, whose password nobody knows, is checked all the same
+                verify(user.password_hash if user and user.password_hash else DUMMY_HASH, password)
+            except Exception:  # argon2's VerificationError or InvalidHashError
                 raise Unauthenticated("Wrong email or password.") from None
             family_id = new_id()
             refresh_token = f"{family_id}.{secrets.token_urlsafe(32)}"
@@ -88,28 +80,20 @@ class BuiltinProvider:
 
     def refresh(self, refresh_token: str) -> dict:
         session_id = refresh_token.partition(".")[0]
+        # derived from the token, so a second tab refreshing it within the grace gets the same one
+        successor = f"{session_id}.{hmac.new(self.chain_key, refresh_token.encode(), 'sha256').hexdigest()}"
         with self.store.session() as db:
             family = db.get(AuthSession, session_id, with_for_update=True)
-            live = family is not None and not family.revoked_at and family.expires_at > now()
-            current = live and secrets.compare_digest(family.token_hash, digest(refresh_token))
-            reused = live and not current and not self._just_rotated(family, refresh_token)
-            if reused:
-                family.revoked_at = now()  # an old token came back: someone may have copied it
-            elif live:
-                # derived from the token, so a second tab refreshing it within the grace gets the same one
-                successor = f"{session_id}.{hmac.new(self.chain_key, refresh_token.encode(), 'sha256').hexdigest()}"
-                if current:
-                    family.previous_hash, family.rotated_at = family.token_hash, now()
-                    family.token_hash = digest(successor)
+            if family is None or family.revoked_at or family.expires_at <= now():
+                raise Unauthenticated("The refresh token is not valid.")
+            if secrets.compare_digest(family.token_hash, digest(refresh_token)):
+                family.token_hash, family.rotated_at = digest(successor), now()
+            elif not (secrets.compare_digest(family.token_hash, digest(successor))
+                      and now() - family.rotated_at < REUSE_INTERVAL):  # rotated away a moment ago: two tabs
+                family.revoked_at = now()  # an older token came back: someone may have copied it
+            if not family.revoked_at:
                 return self._issue(db.get(User, family.user_id), family.id, successor)
-        raise Unauthenticated("The refresh token was already used; please log in again." if reused
-                              else "The refresh token is not valid.")
-
-    @staticmethod
-    def _just_rotated(family: AuthSession, refresh_token: str) -> bool:
-        """The token rotated away a moment ago: two tabs refreshing at once, not a thief."""
-        return bool(family.previous_hash and family.rotated_at and now() - family.rotated_at < REUSE_INTERVAL
-                    and secrets.compare_digest(family.previous_hash, digest(refresh_token)))
+        raise Unauthenticated("The refresh token was already used; please log in again.")
 
     def _issue(self, user: User, family_id: str, refresh_token: str) -> dict:
         ttl = self.settings.access_token_ttl
@@ -127,16 +111,13 @@ class BuiltinProvider:
         except jwt.InvalidTokenError:
             raise Unauthenticated("The access token is not valid.") from None
 
-    def authenticate(self, access_token: str) -> User:
-        claims = self._claims(access_token)
+    def authenticate(self, access_token: str, live: bool = False) -> User:
+        """`live` asks nothing more here: the session's row is read either way."""
         with self.store.session() as db:
-            family = db.get(AuthSession, claims["sid"])
+            family = db.get(AuthSession, self._claims(access_token)["sid"])
             if family is None or family.revoked_at:
                 raise Unauthenticated("This session has ended; please log in again.")
-            user = db.get(User, claims["sub"])
-        if user is None:
-            raise Unauthenticated("The account no longer exists.")
-        return user
+            return db.get(User, family.user_id)  # a user's sessions go with it (ON DELETE CASCADE)
 
     def logout(self, access_token: str) -> None:
         claims = self._claims(access_token)
@@ -152,9 +133,9 @@ class BuiltinProvider:
             expires = now() + timedelta(seconds=self.settings.reset_token_ttl)
             db.add(ResetToken(token_hash=digest(token), user_id=user.id, expires_at=expires))
         link = f"{self.settings.portal_url}/reset-password?token={token}"
-        self.mailer.send(user.email, "Reset your password",
-                         f"Someone asked to reset the password of your account.\n\nSet a new one here "
-                         f"(the link works once, for an hour):\n{link}\n\nIf it was not you, ignore this mail.\n")
+        mail.send(self.settings, user.email, "Reset your password",
+                  f"Someone asked to reset the password of your account.\n\nSet a new one here "
+                  f"(the link works once, for an hour):\n{link}\n\nIf it was not you, ignore this mail.\n")
 
     def confirm_reset(self, token: str, password: str) -> None:
         with self.store.session() as db:
@@ -162,15 +143,13 @@ class BuiltinProvider:
             if row is None or row.used_at or row.expires_at < now():
                 raise Invalid("This reset link is not valid or has expired.", fields={"token": "invalid or expired"})
             row.used_at = now()
-            db.get(User, row.user_id).password_hash = self.hasher.hash(password)
+            db.get(User, row.user_id).password_hash = hashed(password)
             db.execute(update(AuthSession).where(AuthSession.user_id == row.user_id).values(revoked_at=now()))
-
-    verify_live = authenticate  # the session's row was already read: nothing more to ask
 
     def update_profile(self, access_token: str, changes: dict) -> User:
         with self.store.session() as db:
             row = db.get(User, self.authenticate(access_token).id)
-            for field, value in changes.items():  # full_name, company (the API's Profile)
+            for field, value in changes.items():  # full_name, company (the API's Profile); maybe none
                 setattr(row, field, value)
         return row
 
@@ -178,5 +157,5 @@ class BuiltinProvider:
         with self.store.session() as db:
             user = db.scalar(select(User).where(User.email == email.lower())) or User(email=email.lower())
             db.add(user)  # a no-op for a row the session holds already
-            user.is_admin, user.password_hash = True, self.hasher.hash(password)
+            user.is_admin, user.password_hash = True, hashed(password)
         return user

@@ -3,32 +3,26 @@
 Bodies may hold single-use links, so they are never logged; file names carry no secret.
 """
 import logging
+import secrets
 import smtplib
-import uuid
 from datetime import datetime, timezone
 from email.message import EmailMessage
 
 log = logging.getLogger(__name__)
 
 
-class Mailer:
-    def __init__(self, settings):
-        self.settings = settings
-        self.outbox = settings.data_dir / "outbox"
-
-    def send(self, to: str, subject: str, body: str) -> None:
-        s = self.settings
-        message = EmailMessage()
-        message["From"], message["To"], message["Subject"] = s.mail_from, to, subject
-        message.set_content(body)
-        if s.smtp_host:
-            with smtplib.SMTP(s.smtp_host, s.smtp_port, timeout=30) as smtp:
-                if s.smtp_user:
-                    smtp.starttls()
-                    smtp.login(s.smtp_user, s.smtp_password)
-                smtp.send_message(message)
-        else:
-            self.outbox.mkdir(parents=True, exist_ok=True)
-            stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%f")
-            (self.outbox / f"{stamp}-{uuid.uuid4().hex[:8]}.eml").write_bytes(bytes(message))
-        log.info("mail %r sent", subject)
+def send(settings, to: str, subject: str, body: str) -> None:
+    message = EmailMessage()
+    message["From"], message["To"], message["Subject"] = settings.mail_from, to, subject
+    message.set_content(body)
+    if settings.smtp_host:
+        with smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=30) as smtp:
+            if settings.smtp_user:
+                smtp.starttls()
+                smtp.login(settings.smtp_user, settings.smtp_password)
+            smtp.send_message(message)
+    else:
+        outbox = settings.data_dir / "outbox"
+        outbox.mkdir(parents=True, exist_ok=True)
+        (outbox / f"{datetime.now(timezone.utc):%Y%m%d%H%M%S%f}-{secrets.token_hex(3)}.eml").write_bytes(bytes(message))
+    log.info("mail %r sent", subject)

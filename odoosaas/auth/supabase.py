@@ -1,7 +1,7 @@
 """Supabase Auth (GoTrue) as the identity provider: accounts, passwords, sessions and mail live there.
 
-Access tokens are checked here (the project's JWT secret or JWKS, `exp`, `aud`, `iss`); `verify_live`
-also asks GoTrue, for the calls where a deleted, banned or logged-out user must stop at once. A `users`
+Access tokens are checked here (the project's JWT secret or JWKS, `exp`, `aud`, `iss`); a `live`
+check also asks GoTrue, for the calls where a deleted, banned or logged-out user must stop at once. A `users`
 row mirrors each Supabase user (id = `sub`) so tenants keep their owner. Operators are named by
 ODOOSAAS_OPERATOR_EMAILS or by `app_metadata.role` = `admin` (only the service role writes
 app_metadata), never by `user_metadata`, which users edit themselves.
@@ -26,8 +26,8 @@ AUDIENCE, OPERATOR_ROLE = "authenticated", "admin"
 BAD_LINK = "This reset link is not valid or has expired."
 
 
-class Unavailable(ApiError):
-    status, code = 503, "auth_unavailable"
+class Unavailable(ApiError, status=503, code="auth_unavailable"):
+    """GoTrue unreachable or failing."""
 
 
 ERRORS = {  # GoTrue's error code -> the platform's error: class, message, code, fields
@@ -127,12 +127,9 @@ class SupabaseProvider:
     def logout(self, access_token: str) -> None:
         self._call("POST", "/logout", token=access_token, params={"scope": "local"})
 
-    def authenticate(self, access_token: str) -> User:
-        return self._mirror(self._claims(access_token), names=False)
-
-    def verify_live(self, access_token: str) -> User:
-        self._claims(access_token)
-        return self._mirror(self._call("GET", "/user", token=access_token))
+    def authenticate(self, access_token: str, live: bool = False) -> User:
+        claims = self._claims(access_token)
+        return self._mirror(self._call("GET", "/user", token=access_token) if live else claims, names=live)
 
     def update_profile(self, access_token: str, changes: dict) -> User:
         return self._mirror(self._call("PUT", "/user", token=access_token, json={"data": changes}))
@@ -145,8 +142,7 @@ class SupabaseProvider:
         try:
             if token.count(".") != 2:  # not a JWT: the mail's token_hash
                 token = self._call("POST", "/verify", json={"type": "recovery", "token_hash": token})["access_token"]
-            self._claims(token)
-            self._call("PUT", "/user", token=token, json={"password": password})
+            self._call("PUT", "/user", token=token, json={"password": password})  # GoTrue checks the token
         except Unauthenticated:
             raise Invalid(BAD_LINK, fields={"token": "invalid or expired"}) from None
         self._call("POST", "/logout", token=token, params={"scope": "global"})  # single use; other sessions end too

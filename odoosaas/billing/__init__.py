@@ -1,11 +1,10 @@
 """Billing providers. The free tier is the default; Kill Bill (`killbill.py`) implements the same verbs.
 
-`check_create(db, user, tier)` is asked before an instance is made (it raises to refuse);
-`created(tenant)`/`deleted(tenant)` are told after; `signed_up(user)` after a signup; `reconcile(ctx)` is the
-reconciler's `billing` step; `sweep(platform)` runs periodically, sooner once `woken` is set;
+`check_create(db, user, tier)` is asked before an instance is made (it raises to refuse); `signed_up(user)` is
+told after a signup; `reconcile(ctx)` is the reconciler's `billing` step (it makes, changes and cancels the
+instance's subscription); `sweep(platform)` runs periodically, sooner once `woken` is set;
 `revenue(platform)` is the operators' monthly recurring revenue (None when unknown).
 """
-import dataclasses
 import threading
 
 from sqlalchemy import func, select
@@ -28,14 +27,14 @@ class FreeTier:
         if live >= self.max_instances:
             raise Conflict(f"Your plan allows {self.max_instances} instances; delete one first.", "limit_reached")
 
-    def created(self, tenant: Tenant) -> None:
+    def signed_up(self, user) -> None:
         """Nothing to record: the count of live instances is the whole plan."""
 
-    deleted = signed_up = reconcile = sweep = created
+    reconcile = sweep = signed_up
 
     def plans(self, settings) -> list[dict]:
         return [{"tier": tier, "price": 0, "currency": "EUR", "period": "month", "trial_days": 0,
-                 "resources": dataclasses.asdict(rules.resources(tier, settings.tiers))} for tier in rules.TIER_NAMES]
+                 "resources": rules.resources(tier, settings.tiers)} for tier in rules.TIER_NAMES]
 
     def overview(self, platform, user) -> dict:
         return {"account": None, "subscriptions": [], "invoices": [], "payment_method": None}

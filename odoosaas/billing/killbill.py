@@ -17,12 +17,10 @@ from odoosaas.tenants import fleet, rules, service
 
 log = logging.getLogger(__name__)
 CATALOG = Path(__file__).with_name("catalog.xml")
-NOW = {"entitlementPolicy": "IMMEDIATE", "billingPolicy": "IMMEDIATE"}
 
 
-class Unavailable(ApiError, TemporaryError):
+class Unavailable(ApiError, TemporaryError, status=503, code="billing_unavailable"):
     """Kill Bill unreachable or refusing: 503 in the API, a retry in the reconciler."""
-    status, code = 503, "billing_unavailable"
 
 
 class KillBill(FreeTier):
@@ -31,7 +29,6 @@ class KillBill(FreeTier):
         self.http = httpx.Client(base_url=settings.killbill_url, timeout=30, headers={
             "X-Killbill-ApiKey": settings.killbill_api_key, "X-Killbill-ApiSecret": settings.killbill_api_secret,
             "X-Killbill-CreatedBy": "odoosaas"}, auth=(settings.killbill_user, settings.killbill_password))
-        self.catalog_ready = False
         self.reported: dict[str, str] = {}  # tenant id -> the last day its storage was reported
 
     def call(self, method: str, path: str, **kwargs):
@@ -47,12 +44,9 @@ class KillBill(FreeTier):
 
     def ensure_catalog(self) -> None:
         """Upload the repo's catalog when its effectiveDate is newer than Kill Bill's latest version."""
-        if not self.catalog_ready:
-            ours = datetime.fromisoformat(ElementTree.parse(CATALOG).findtext("effectiveDate"))
-            if all(datetime.fromisoformat(v["effectiveDate"]) < ours for v in self.call("GET", "/1.0/kb/catalog")):
-                self.call("POST", "/1.0/kb/catalog/xml", content=CATALOG.read_bytes(),
-                          headers={"Content-Type": "text/xml"})
-            self.catalog_ready = True
+        ours = datetime.fromisoformat(ElementTree.parse(CATALOG).findtext("effectiveDate"))
+        if all(datetime.fromisoformat(v["effectiveDate"]) < ours for v in self.call("GET", "/1.0/kb/catalog")):
+            self.call("POST", "/1.0/kb/catalog/xml", content=CATALOG.read_bytes(), headers={"Content-Type": "text/xml"})
 
     def account(self, user, create: bool = True) -> dict | None:
         found = self.call("GET", "/1.0/kb/accounts", params={"externalKey": user.id, "accountWithBalance": "true"})
@@ -75,10 +69,12 @@ class KillBill(FreeTier):
         path = f"/1.0/kb/subscriptions/{(subscription or {}).get('subscriptionId')}"
         if ctx.kind == "deleted":
             if subscription and subscription["state"] != "CANCELLED":
-                self.call("DELETE", path, params=NOW)
+                self.call("DELETE", path, params={"entitlementPolicy": "IMMEDIATE", "billingPolicy": "IMMEDIATE"})
         elif subscription is None:
             self.ensure_catalog()
-            plan = f"{tenant.tier}-monthly" + ("" if first_instance(ctx.platform, tenant) else "-notrial")
+            with ctx.platform.store.session() as db:  # one trial per customer: their first instance ever (even deleted)
+                first = db.scalar(select(Tenant.id).filter_by(owner_id=tenant.owner_id).order_by(Tenant.created_at))
+            plan = f"{tenant.tier}-monthly" + ("" if first == tenant.id else "-notrial")
             self.call("POST", "/1.0/kb/subscriptions", json={"accountId": self.account(tenant.owner)["accountId"],
                       "planName": plan, "externalKey": tenant.id, "bundleExternalKey": tenant.id})
         elif subscription["productName"] != tenant.tier:  # same family: a trial keeps the rest of it
@@ -100,7 +96,7 @@ class KillBill(FreeTier):
         """The day's started GBs above the tier's allowance as `storage-gb` usage; the tracking id
         `<tenant>-<day>` makes a second report of the day (a restart, another worker) a no-op."""
         size = fleet.database_usage(platform, tenant)["db_size_bytes"]
-        gb = math.ceil((size or 0) / 2 ** 30 - rules.resources(tenant.tier, platform.settings.tiers).storage_gb)
+        gb = math.ceil((size or 0) / 2 ** 30 - rules.resources(tenant.tier, platform.settings.tiers)["storage_gb"])
         subscription = gb > 0 and self.call("GET", "/1.0/kb/subscriptions", params={"externalKey": tenant.id})
         if subscription:
             self.call("POST", "/1.0/kb/usages", json={
@@ -153,13 +149,6 @@ class KillBill(FreeTier):
         return [{**plan, "price": float(catalog[plan["tier"]].findtext("finalPhase/recurring/*/price/value")),
                  "trial_days": int(catalog[plan["tier"]].findtext("initialPhases/phase/duration/number"))}
                 for plan in super().plans(settings)]
-
-
-def first_instance(platform, tenant: Tenant) -> bool:
-    """One trial per customer: their first instance ever (deleted ones count) starts with it."""
-    with platform.store.session() as db:
-        return tenant.id == db.scalar(select(Tenant.id).where(Tenant.owner_id == tenant.owner_id)
-                                      .order_by(Tenant.created_at).limit(1))
 
 
 def subscription_view(subscription: dict) -> dict:

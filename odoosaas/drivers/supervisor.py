@@ -18,6 +18,8 @@ import time
 import uuid
 from pathlib import Path
 
+import psutil
+
 log = logging.getLogger(__name__)
 MARK = "ODOOSAAS_APP"  # set in each child's environment, to recognise our orphans
 DIES_WITH_PARENT = ["setpriv", "--pdeathsig", "TERM", "--"] if shutil.which("setpriv") else []
@@ -32,12 +34,8 @@ def alive(pid: int) -> bool:
 
 def marked(name: str) -> list[int]:
     """Live processes started for `name`, by anyone (this worker or a dead one)."""
-    found, mark = [], f"{MARK}={name}".encode()
-    for environ in Path("/proc").glob("[0-9]*/environ"):
-        with contextlib.suppress(OSError):  # gone meanwhile
-            if mark in environ.read_bytes().split(b"\0") and alive(int(environ.parent.name)):
-                found.append(int(environ.parent.name))
-    return found
+    return [process.pid for process in psutil.process_iter(["environ"])
+            if (process.info["environ"] or {}).get(MARK) == name and alive(process.pid)]
 
 
 def end(pid: int, timeout: float = 10) -> None:
@@ -99,9 +97,6 @@ class Supervised:
             delay = 0.5 if time.monotonic() - started > 60 else min(delay * 2, 30)
             log.warning("app %s exited with %s; restarting in %.1fs", self.name, code, delay)
             self.stopping.wait(delay)
-
-    def running(self) -> bool:
-        return self.process is not None and self.process.poll() is None
 
     def stop(self) -> None:
         with self.lock:

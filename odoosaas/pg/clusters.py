@@ -8,7 +8,6 @@ import os
 import shutil
 import socket
 import subprocess
-import tempfile
 from pathlib import Path
 
 from odoosaas.errors import PermanentError, TemporaryError
@@ -53,11 +52,10 @@ class Cluster:
         self.folder, self.data = folder, folder / "data"
 
     def ensure(self, port: int, superuser: str, password: str, max_connections: int = 300) -> None:
-        """Create (again, if a crash left half a cluster) and start; idempotent."""
+        """Create (again, if a crash left half a cluster) and start (a running one stays); idempotent."""
         if not (self.folder / READY_MARK).exists():
             self._init(port, superuser, password, max_connections)
-        if not self.running():
-            self.start()
+        self.start()
 
     def _init(self, port: int, superuser: str, password: str, max_connections: int) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)
@@ -65,14 +63,14 @@ class Cluster:
         self.folder.parent.chmod(0o711)  # the `postgres` account passes through, lists nothing
         self.folder.mkdir(mode=0o700)
         _own(self.folder)
-        with tempfile.NamedTemporaryFile("w", dir=self.folder, delete=False) as pwfile:
-            pwfile.write(password)
-        _own(Path(pwfile.name))
+        pwfile = self.folder / "password"  # for initdb only: its folder is the cluster owner's alone (0700)
+        pwfile.write_text(password)
+        _own(pwfile)
         try:
-            done = run_as_owner([pg_bin("initdb"), "-D", str(self.data), "-U", superuser, "--pwfile", pwfile.name,
+            done = run_as_owner([pg_bin("initdb"), "-D", str(self.data), "-U", superuser, "--pwfile", str(pwfile),
                                  "--auth", "scram-sha-256", "-E", "UTF8", "--locale", "C.UTF-8"])
         finally:
-            os.unlink(pwfile.name)
+            pwfile.unlink()
         if done.returncode:
             raise TemporaryError(f"initdb failed: {done.stderr.strip()[-300:]}", delay=5)
         settings = (f"port = {port}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = ''\n"

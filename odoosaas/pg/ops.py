@@ -21,6 +21,11 @@ def connect(server: dict, dbname: str = "postgres") -> psycopg.Connection:
         raise TemporaryError(f"database server unreachable: {str(exc).strip()[:200]}", delay=3) from exc
 
 
+def superuser(box, server) -> dict:
+    """A server's superuser address: its row's host and port, and the user and password sealed in it."""
+    return {**box.open(server.secret), "host": server.host, "port": server.port}
+
+
 def new_password() -> str:
     return secrets.token_urlsafe(24)
 

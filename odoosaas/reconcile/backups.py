@@ -50,8 +50,7 @@ def awaited(platform, tenant: Tenant, kind: str, mark: str) -> str:
 
 def server(ctx) -> dict:
     """The tenant's server as its superuser, started first when it is one of ours (a stopped tenant's may be down)."""
-    moves.remember(ctx, server=ctx.tenant.db_server_id)
-    return moves.admin(ctx, "server")
+    return ctx.admin(ctx.tenant.db_server_id)[1]
 
 
 def work(ctx) -> Path:
@@ -179,10 +178,10 @@ def start(ctx) -> None:
     ctx.save(status="running", status_detail="")
 
 
-def undo(ctx, message: str) -> None:
+def undo(ctx) -> None:
     """A restore that stopped the app and failed says so on the tenant (`start` runs it again on what is there)."""
     if ctx.tenant.status == "maintenance":
-        ctx.save(status="failed", status_detail=f"The restore failed: {message}")
+        ctx.save(status="failed", status_detail=f"The restore failed: {ctx.params['failed']}")
 
 
 def before_delete(ctx) -> None:

@@ -10,27 +10,14 @@ from odoosaas.store.models import DbServer, Tenant, now
 from odoosaas.tenants import domains, rules, service
 
 
-def advance(steps: list[dict], name: str, state: str, detail: str = "") -> list[dict] | None:
-    """`steps` with one step moved to `state`, or None when that changes nothing (done stays done)."""
-    steps = [dict(s) for s in steps or []]
-    for s in steps:
-        if s["name"] == name and (s["state"], s["detail"]) != (state, detail) and s["state"] != "done":
-            stamp = now().isoformat()
-            s.update(state=state, detail=detail,
-                     **({"started_at": s["started_at"] or stamp} if state == "running" else {"finished_at": stamp}))
-            return steps
-    return None
-
-
 class Context:
     """A tenant's lifecycle pass: the plan of its desired state."""
-    row = "tenant"
+    row, message = "tenant", "status_detail"  # which row; the field its retries explain themselves in
     record = property(lambda self: self.tenant)  # the row whose progress and retries this pass keeps
     kind = property(lambda self: self.tenant.desired)  # which plan: the desired state
 
     def __init__(self, platform, tenant: Tenant, skip: set | None = None):
-        self.platform, self.tenant = platform, tenant
-        self.generation = tenant.generation
+        self.platform, self.tenant, self.generation = platform, tenant, tenant.generation
         self.secrets = platform.box.open(tenant.secrets)
         self.resources = rules.Resources(**tenant.resources)
         self.skip = set() if skip is None else skip  # steps this worker already did for this generation
@@ -43,13 +30,21 @@ class Context:
         with self.platform.store.session() as db:
             return db.get(DbServer, server_id)
 
+    def admin(self, server_id: str) -> tuple[DbServer, dict]:
+        """A server and its superuser's address; one of ours is started (or made) first."""
+        server = self.server(server_id)
+        address = ops.superuser(self.platform.box, server)
+        if server.managed:  # Kubernetes needs the tenant's spec: a dedicated server lives in its namespace
+            self.platform.driver.ensure_db_server(server, address, self.spec())
+            self.mark_server(server, "ready")
+        return server, address
+
     def spec(self) -> Spec:
         t, name = self.tenant, ops.names(self.tenant.subdomain)
-        server = self.server(t.db_server_id)
+        with self.platform.store.session() as db:
+            server, routed = db.get(DbServer, t.db_server_id), domains.routed(db, t.id)
         database = {"host": server.host, "port": server.port, "dbname": name, "user": name,
                     "password": self.secrets["db_password"]}
-        with self.platform.store.session() as db:
-            routed = domains.routed(db, t.id)
         url = f"https://{next(iter(routed))}" if routed else service.planned_url(self.platform.settings, t.subdomain)
         return Spec(tenant_id=t.id, subdomain=t.subdomain, app=t.app, tier=t.tier, resources=self.resources,
                     database=database, admin_email=t.admin_email, admin_password=self.secrets["admin_password"],
@@ -64,14 +59,22 @@ class Context:
             setattr(self.tenant, key, value)
         return done.rowcount == 1
 
+    keep = save  # writes the row this pass keeps: the tenant (an operation's pass keeps its operation)
+
     def superseded(self) -> bool:
         with self.platform.store.session() as db:
             return db.get(Tenant, self.tenant.id).generation != self.generation
 
     def step(self, name: str, state: str, detail: str = "") -> None:
-        steps = advance(self.tenant.progress, name, state, detail)
-        if steps is not None:
-            self.save(progress=steps)
+        """The step's progress moved to `state`, written when that changes it (done stays done); a step done
+        starts the backoff again: a long copy's retries do not delay the switch after it."""
+        steps = [dict(s) for s in self.record.progress or []]
+        for s in steps:
+            if s["name"] == name and (s["state"], s["detail"]) != (state, detail) and s["state"] != "done":
+                stamp = now().isoformat()
+                s.update(state=state, detail=detail,
+                         **({"started_at": s["started_at"] or stamp} if state == "running" else {"finished_at": stamp}))
+                self.keep(progress=steps, **({"attempts": 0} if state == "done" else {}))
         if state == "done":
             self.skip.add(name)
 
@@ -87,8 +90,6 @@ class Context:
 
     def complete(self) -> None:
         self.finish(self.kind, service.SUSPENDED if self.kind == "suspended" else "")
-        if self.kind == "deleted":
-            self.platform.billing.deleted(self.tenant)
 
     def fail(self, step: str, message: str) -> None:
         self.finish("failed", message, f"failed at {step}: {message}")
@@ -100,5 +101,7 @@ class Context:
                 service.record(db, self.tenant, status, event or f"instance {status}")
 
     def retry(self, message: str, delay: float) -> None:
-        self.save(status_detail=message, attempts=self.tenant.attempts + 1,
-                    next_attempt_at=now() + timedelta(seconds=delay), lease_until=None)
+        """Again after `delay`, doubled with each attempt, at most a minute."""
+        attempts = self.record.attempts
+        self.keep(**{self.message: message}, attempts=attempts + 1, lease_until=None,
+                  next_attempt_at=now() + timedelta(seconds=min(delay * 2 ** min(attempts, 8), 60)))

@@ -16,16 +16,12 @@ from odoosaas.tenants import rules
 
 
 def remember(ctx, **values) -> None:
-    ctx._update(params={**ctx.params, **values})
-    ctx.params = ctx.operation.params
+    ctx.keep(params={**ctx.params, **values})
 
 
 def admin(ctx, which: str) -> dict:
     """The source's or target's superuser address; a server of ours is started (or made) first."""
-    server = ctx.server(ctx.params[which])
-    if server.managed:  # Kubernetes needs the tenant's spec: a dedicated server lives in its namespace
-        ctx.platform.driver.ensure_db_server(server, ctx.platform.box.open(server.secret), ctx.spec())
-    return {**ctx.platform.box.open(server.secret), "host": server.host, "port": server.port}
+    return ctx.admin(ctx.params[which])[1]
 
 
 def connect(ctx, which: str, tenant_db: bool = True):
@@ -53,7 +49,7 @@ def prepare(ctx) -> None:
             params = {**ctx.params, "target": server.id, "source": t.db_server_id, "source_strategy": t.db_strategy,
                       "source_reason": t.db_strategy_reason}
             db.get(Operation, ctx.operation.id).params = params  # with the new server's row: nothing leaks
-        ctx.params = ctx.operation.params = params
+        ctx.operation.params = params
     with connect(ctx, "source") as source:
         if source.execute("SHOW wal_level").fetchone()[0] != "logical" or replication.tables_without_key(source):
             remember(ctx, dump=True)  # no logical replication: the rows are copied at the switch, the app stopped
@@ -130,8 +126,7 @@ def retire(ctx) -> None:
     steps.remove_database(ctx, ctx.params["source"])
 
 
-def undo(ctx, message: str) -> None:
-    remember(ctx, failed=ctx.params.get("failed") or message)
+def undo(ctx) -> None:
     if ctx.tenant.db_server_id == ctx.params.get("target"):
         ctx.platform.driver.stop(ctx.tenant)
         repoint(ctx, "source", ctx.params["source_strategy"], ctx.params["source_reason"])
@@ -143,12 +138,4 @@ def undo(ctx, message: str) -> None:
     restart(ctx)
 
 
-def guarded(step):
-    def run(ctx):
-        if ctx.params.get("failed"):  # an undo began: finish it
-            raise PermanentError(ctx.params["failed"])
-        step(ctx)
-    return step.__name__, run
-
-
-operations.register("move", *map(guarded, (prepare, copy, switch, retire)), undo=undo)
+operations.register("move", *((step.__name__, step) for step in (prepare, copy, switch, retire)), undo=undo)

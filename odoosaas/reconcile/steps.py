@@ -24,17 +24,6 @@ def new_server(platform, db, name: str, kind: str, capacity: int, subdomain: str
     return server
 
 
-def place(platform, tenant: Tenant) -> str:
-    """The tenant's server: kept if placed; else least-loaded shared one, a new one, or its own."""
-    if tenant.db_server_id:
-        return tenant.db_server_id
-    with placement_lock, platform.store.session() as db:
-        row = db.get(Tenant, tenant.id, with_for_update=True)
-        if not row.db_server_id:
-            row.db_server_id = server_for(platform, db, row.db_strategy, row.subdomain, row.id).id
-        return row.db_server_id
-
-
 def server_for(platform, db, strategy: str, subdomain: str, unique: str) -> DbServer:
     """A new server of its own (`unique` names it), or the least-loaded shared one with room, or a new shared one."""
     if strategy == "dedicated":
@@ -51,13 +40,13 @@ def server_for(platform, db, strategy: str, subdomain: str, unique: str) -> DbSe
 
 
 def ensure_database(ctx) -> None:
-    ctx.tenant.db_server_id = place(ctx.platform, ctx.tenant)
-    server = ctx.server(ctx.tenant.db_server_id)
-    admin = ctx.platform.box.open(server.secret)
-    if server.managed:
-        ctx.platform.driver.ensure_db_server(server, admin, ctx.spec())
-        ctx.mark_server(server, "ready")
-    name, address = ops.names(ctx.tenant.subdomain), {**admin, "host": server.host, "port": server.port}
+    if not ctx.tenant.db_server_id:  # placed once, its row locked: two workers never place it twice
+        with placement_lock, ctx.platform.store.session() as db:
+            t = db.get(Tenant, ctx.tenant.id, with_for_update=True)
+            t.db_server_id = t.db_server_id or server_for(ctx.platform, db, t.db_strategy, t.subdomain, t.id).id
+        ctx.tenant.db_server_id = t.db_server_id
+    server, address = ctx.admin(ctx.tenant.db_server_id)
+    name = ops.names(ctx.tenant.subdomain)
     clone = ctx.platform.settings.driver == "local" and server.kind == "shared"  # a template pays off there
     with ops.connect(address) as conn:
         ops.ensure_role(conn, name, ctx.secrets["db_password"], ctx.resources.connection_limit)
@@ -100,7 +89,7 @@ def remove_database(ctx, server_id: str | None = None) -> None:
         ctx.mark_server(server, "deleted")
         return
     name = ops.names(ctx.tenant.subdomain)
-    with ops.connect({**ctx.platform.box.open(server.secret), "host": server.host, "port": server.port}) as conn:
+    with ops.connect(ops.superuser(ctx.platform.box, server)) as conn:
         ops.drop(conn, name, name)
 
 

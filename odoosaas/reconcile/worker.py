@@ -25,20 +25,17 @@ from odoosaas.store.models import Operation, Tenant, now
 from odoosaas.tenants import domains
 
 log = logging.getLogger(__name__)
+# tenants whose desired state is not reached (a permanent failure waits for the user)
+LAGGING = select(Tenant.id).where(Tenant.status != "deleted", Tenant.observed_generation != Tenant.generation)
 
 
 def free(model):
     return or_(model.lease_until.is_(None), model.lease_until < now())
 
 
-def backoff(delay: float, attempts: int) -> float:
-    return min(delay * 2 ** min(attempts, 8), 60)
-
-
-def owner_alive(owner: str) -> bool:
-    """A lease owner is `host:pid:nonce`; on this host, is that worker's process still there?"""
-    pid = owner.split(":")[1:2]
-    return bool(pid) and pid[0].isdigit() and psutil.pid_exists(int(pid[0]))
+def held(kind: str, row_id: str, tenant_id: str | None) -> list[tuple]:
+    """The rows a pass leases: its own, and first the tenant of an operation on one (one pass a tenant at once)."""
+    return ([(Tenant, tenant_id)] if tenant_id else []) + [(Tenant if kind == "tenant" else Operation, row_id)]
 
 
 class Worker:
@@ -58,8 +55,8 @@ class Worker:
         with ThreadPoolExecutor(self.threads, thread_name_prefix="reconcile") as pool:
             renewed, swept = time.monotonic(), {}
             while not stop.is_set():
-                for kind, row_id in self.claim(self.threads - len(self.inflight)):
-                    pool.submit(self.reconcile, kind, row_id)
+                for due_row in self.claim(self.threads - len(self.inflight)):
+                    pool.submit(self.reconcile, *due_row)
                 self.sweep(pool, swept)
                 if time.monotonic() - renewed > self.lease_for.total_seconds() / 4:
                     renewed = self.renew_leases()
@@ -113,91 +110,74 @@ class Worker:
         for model in (Tenant, Operation):
             with self.platform.store.session() as db:
                 owners = set(db.scalars(select(model.lease_owner).where(model.lease_owner.like(host + "%"))))
-                dead = [owner for owner in owners if not owner_alive(owner)]
+                dead = [owner for owner in owners if not psutil.pid_exists(int(owner.split(":")[1]))]  # host:pid:nonce
                 db.execute(update(model).where(model.lease_owner.in_(dead)).values(lease_until=None, lease_owner=None))
-
-    def lagging(self):
-        """Tenants whose desired state is not reached (a permanent failure waits for the user)."""
-        return select(Tenant.id).where(Tenant.status != "deleted", Tenant.observed_generation != Tenant.generation)
 
     def pending(self) -> bool:
         with self.platform.store.session() as db:
-            return bool(db.scalar(self.lagging().limit(1)) or self.resync or db.scalar(
+            return bool(db.scalar(LAGGING.limit(1)) or self.resync or db.scalar(
                 select(Operation.id).where(Operation.status.in_(("pending", "running"))).limit(1)))
 
-    def list_resync(self, db) -> list[str]:
-        """Tenants to re-ensure once after start, those meant to run first (their apps died with the last worker)."""
-        if self.resync is None:
-            live = Tenant.status.not_in(("deleted", "failed", "maintenance"))  # a restore starts its app itself
-            self.resync = dict.fromkeys(db.scalars(select(Tenant.id).where(live).order_by(Tenant.desired != "running")))
-        return [tenant_id for tenant_id in list(self.resync) if tenant_id not in self.inflight]  # list(): atomic
-
-    def claim(self, slots: int) -> list[tuple[str, str]]:
-        """Up to `slots` due rows, leased: ("tenant", id) or ("operation", id)."""
+    def claim(self, slots: int) -> list[tuple]:
+        """Up to `slots` due rows, leased: ("tenant", id, None) or ("operation", id, its tenant's id or None)."""
         if slots <= 0:
             return []
         with self.platform.store.session() as db:
+            if self.resync is None:  # those meant to run first: their apps died with the last worker (a restore
+                self.resync = dict.fromkeys(db.scalars(select(Tenant.id).where(  # starts its `maintenance` app itself)
+                    Tenant.status.not_in(("deleted", "failed", "maintenance"))).order_by(Tenant.desired != "running")))
+            resync = [i for i in list(self.resync) if i not in self.inflight][:500]  # list(): atomic
             due = [Tenant.next_attempt_at <= now(), free(Tenant)]
-            resync = self.list_resync(db)[:500]
-            ids = list(db.scalars(self.lagging().where(*due).order_by(Tenant.next_attempt_at).limit(slots * 4)))
+            ids = list(db.scalars(LAGGING.where(*due).order_by(Tenant.next_attempt_at).limit(slots * 4)))
             if len(ids) < slots and resync:
                 found = set(db.scalars(select(Tenant.id).where(Tenant.id.in_(resync), *due)))
                 ids += [tenant_id for tenant_id in resync if tenant_id in found]
-            ops = list(db.scalars(select(Operation.id).where(Operation.status.in_(("pending", "running")),
-                                  Operation.next_attempt_at <= now(), free(Operation))
-                                  .order_by(Operation.created_at).limit(slots)))
+            ops = db.execute(select(Operation.id, Operation.tenant_id).where(
+                Operation.status.in_(("pending", "running")), Operation.next_attempt_at <= now(), free(Operation))
+                .order_by(Operation.created_at).limit(slots)).all()
         claimed = []
-        for kind, row_id in [("tenant", i) for i in dict.fromkeys(ids)] + [("operation", i) for i in ops]:
-            if len(claimed) < slots and row_id not in self.inflight and (
-                    self.lease(Tenant, row_id) if kind == "tenant" else self.lease_operation(row_id)):
-                claimed.append((kind, row_id))
+        for due_row in [("tenant", i, None) for i in dict.fromkeys(ids)] + [("operation", *op) for op in ops]:
+            if len(claimed) < slots and self.lease(*due_row):
+                claimed.append(due_row)
         return claimed
 
-    def lease(self, model, row_id: str) -> bool:
-        with self.platform.store.session() as db:
-            got = db.execute(update(model).where(model.id == row_id, free(model))
-                             .values(lease_until=now() + self.lease_for, lease_owner=self.owner)).rowcount
-        if got:
-            with self.lock:
-                self.inflight.add(row_id)
-        return bool(got)
-
-    def lease_operation(self, operation_id: str) -> bool:
-        """An operation on a tenant runs only while it also holds the tenant's lease."""
-        with self.platform.store.session() as db:
-            tenant_id = db.get(Operation, operation_id).tenant_id
-        if tenant_id and (tenant_id in self.inflight or not self.lease(Tenant, tenant_id)):
+    def lease(self, kind: str, row_id: str, tenant_id: str | None = None) -> bool:
+        """All the rows of a pass, or none (each a compare-and-set on `lease_until`)."""
+        rows = held(kind, row_id, tenant_id)
+        if any(held_id in self.inflight for _, held_id in rows):
             return False
-        leased = self.lease(Operation, operation_id)
-        if tenant_id and not leased:
-            self.unlease("tenant", tenant_id)
-        return leased
-
-    def unlease(self, kind: str, row_id: str) -> None:
-        model = Tenant if kind == "tenant" else Operation
         with self.platform.store.session() as db:
-            db.execute(update(model).where(model.id == row_id, model.lease_owner == self.owner)
-                       .values(lease_until=None, lease_owner=None))
+            for model, held_id in rows:
+                if not db.execute(update(model).where(model.id == held_id, free(model))
+                                  .values(lease_until=now() + self.lease_for, lease_owner=self.owner)).rowcount:
+                    db.rollback()
+                    return False
         with self.lock:
-            self.inflight.discard(row_id)
+            self.inflight.update(held_id for _, held_id in rows)
+        return True
 
-    def reconcile(self, kind: str, row_id: str) -> None:
-        tenant_id = row_id
+    def unlease(self, rows: list[tuple]) -> None:
+        with self.platform.store.session() as db:
+            for model, held_id in rows:
+                db.execute(update(model).where(model.id == held_id, model.lease_owner == self.owner)
+                           .values(lease_until=None, lease_owner=None))
+        with self.lock:
+            self.inflight.difference_update(held_id for _, held_id in rows)
+
+    def reconcile(self, kind: str, row_id: str, tenant_id: str | None = None) -> None:
+        """One pass over a leased row; `tenant_id`: the tenant of an operation on one, leased with it."""
         log.debug("%s %s: pass started by %s", kind, row_id, self.owner)  # tests check no two passes overlap
         try:
             with self.platform.store.session() as db:
                 row = db.get(Tenant if kind == "tenant" else Operation, row_id)
-                tenant_id = row.id if kind == "tenant" else row.tenant_id
                 tenant = db.get(Tenant, tenant_id) if tenant_id else None
-            self.drive(Context(self.platform, tenant, self.skip(tenant)) if kind == "tenant"
+            self.drive(Context(self.platform, row, self.skip(row)) if kind == "tenant"
                        else operations.OperationContext(self.platform, row, tenant))
         except Exception:
             log.exception("%s %s: reconcile crashed", kind, row_id)
         finally:
             log.debug("%s %s: pass ended by %s", kind, row_id, self.owner)
-            self.unlease(kind, row_id)
-            if kind == "operation" and tenant_id:
-                self.unlease("tenant", tenant_id)
+            self.unlease(held(kind, row_id, tenant_id))
             self.platform.wake()
 
     def skip(self, tenant: Tenant) -> set:
@@ -218,19 +198,15 @@ class Worker:
                 if f"{ctx.kind}:{name}" == self.platform.settings.fault_after:  # tests kill the worker here
                     os._exit(70)
             ctx.complete()
-            self.settled(ctx)
         except TemporaryError as exc:
             ctx.step(name, "running", str(exc))
-            ctx.retry(str(exc), backoff(exc.delay, ctx.record.attempts))
+            return ctx.retry(str(exc), exc.delay)
         except PermanentError as exc:
             log.warning("%s failed at %s: %s", ctx.kind, name, exc)
             ctx.step(name, "failed", str(exc))
             ctx.fail(name, str(exc))
-            self.settled(ctx)
         except Exception as exc:  # a bug or an unforeseen outage: retry with backoff, keep the trace
             log.exception("%s: step %s raised", ctx.kind, name)
-            ctx.retry(f"{name}: unexpected {type(exc).__name__}; retrying", backoff(1, ctx.record.attempts))
-
-    def settled(self, ctx) -> None:
-        if ctx.row == "tenant" and self.resync:
+            return ctx.retry(f"{name}: unexpected {type(exc).__name__}; retrying", 1)
+        if ctx.row == "tenant" and self.resync:  # settled: its start-up pass is behind it
             self.resync.pop(ctx.tenant.id, None)

@@ -8,16 +8,15 @@ from sqlalchemy.orm import sessionmaker
 
 from odoosaas.store.models import Base
 
-MIGRATIONS = Path(__file__).parent / "migrations"
-
 
 class Store:
     def __init__(self, url: str):
         sqlite = url.startswith("sqlite")
         self.engine = create_engine(url, pool_pre_ping=not sqlite,
                                     connect_args={"timeout": 30, "check_same_thread": False} if sqlite else {})
-        if sqlite:
-            event.listen(self.engine, "connect", _sqlite_pragmas)
+        if sqlite:  # on each new connection; the busy timeout is the driver's `timeout` above
+            event.listen(self.engine, "connect",
+                         lambda dbapi, _: dbapi.executescript("PRAGMA journal_mode=WAL; PRAGMA foreign_keys=ON"))
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     def session(self):
@@ -29,12 +28,11 @@ class Store:
         an Up to Date Database from Scratch"); an older one runs the revisions it lacks."""
         with self.engine.begin() as connection:
             config = Config(attributes={"connection": connection})  # migrations/env.py runs on it
-            config.set_main_option("script_location", str(MIGRATIONS))
-            if inspect(connection).has_table("alembic_version"):
-                command.upgrade(config, "head")
-            else:
+            config.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
+            if not inspect(connection).has_table("alembic_version"):
                 Base.metadata.create_all(connection)
                 command.stamp(config, "head")
+            command.upgrade(config, "head")  # a no-op on a new store
 
     def ping(self) -> None:
         with self.engine.connect() as connection:
@@ -42,8 +40,3 @@ class Store:
 
     def dispose(self) -> None:
         self.engine.dispose()
-
-
-def _sqlite_pragmas(dbapi_connection, _record):
-    for pragma in ("journal_mode=WAL", "foreign_keys=ON"):  # the busy timeout is the driver's `timeout` above
-        dbapi_connection.execute(f"PRAGMA {pragma}").close()

@@ -84,18 +84,14 @@ def routed(db, tenant_id: str) -> dict[str, bool]:
     return {domain.name: domain.certificate_expires_at is not None for domain in rows.all()}
 
 
-def resolver(settings) -> dns.resolver.Resolver:
-    """The system's resolvers, or those of ODOOSAAS_DNS_RESOLVERS (`ip[:port]`, comma-separated)."""
-    chosen = dns.resolver.Resolver(configure=not settings.dns_resolvers)
-    for host, _, port in (item.strip().partition(":") for item in settings.dns_resolvers.split(",") if item.strip()):
-        chosen.nameservers = [*chosen.nameservers, dns.nameserver.Do53Nameserver(host, int(port or 53))]
-    return chosen
-
-
 def proven(domain: Domain, settings) -> bool | None:
-    """Whether the challenge record holds the token; None when DNS could not tell (try again later)."""
+    """Whether the challenge record holds the token, asked of the system's resolvers or those of
+    ODOOSAAS_DNS_RESOLVERS (`ip[:port]`, comma-separated); None when DNS could not tell (try again later)."""
+    resolver = dns.resolver.Resolver(configure=not settings.dns_resolvers)
+    for host, _, port in (item.strip().partition(":") for item in settings.dns_resolvers.split(",") if item.strip()):
+        resolver.nameservers = [*resolver.nameservers, dns.nameserver.Do53Nameserver(host, int(port or 53))]
     try:
-        answer = resolver(settings).resolve(f"{CHALLENGE}.{domain.name}", "TXT", lifetime=5)
+        answer = resolver.resolve(f"{CHALLENGE}.{domain.name}", "TXT", lifetime=5)
     except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
         return False
     except dns.exception.DNSException:

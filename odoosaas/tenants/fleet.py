@@ -1,4 +1,6 @@
 """What the operator sees across tenants: counts, nodes, database servers."""
+from contextlib import suppress
+
 from psycopg.conninfo import conninfo_to_dict
 from sqlalchemy import case, func, select
 
@@ -46,15 +48,12 @@ def detail(db, tenant_id: str, platform) -> dict:
 
 
 def database_usage(platform, tenant: Tenant) -> dict:
-    """Size and open connections of the tenant's database; None when its server does not answer."""
+    """Size and open connections of the tenant's database; None before it has a server, or when that does not answer."""
     server, name = tenant.db_server, ops.names(tenant.subdomain)
-    try:
-        if server is None:
-            raise TemporaryError("not placed yet")
-        with ops.connect({**platform.box.open(server.secret), "host": server.host, "port": server.port}) as conn:
+    if server is not None:
+        with suppress(TemporaryError), ops.connect(ops.superuser(platform.box, server)) as conn:  # it may not answer
             return {"db_size_bytes": ops.database_size(conn, name), "db_connections": ops.connection_count(conn, name)}
-    except TemporaryError:
-        return {"db_size_bytes": None, "db_connections": None}
+    return {"db_size_bytes": None, "db_connections": None}
 
 
 def overview(db, driver) -> dict:

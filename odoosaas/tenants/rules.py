@@ -1,6 +1,6 @@
 """Tenant rules as pure functions: names, tiers, database strategy (SI-5), placement."""
 import re
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 
 SUBDOMAIN = re.compile(r"[a-z](?:[a-z0-9]|-(?!-))*[a-z0-9]", re.ASCII)
 RESERVED = frozenset(
@@ -30,19 +30,17 @@ TIERS = {
 }
 
 
-def resources(tier: str, overrides: dict | None = None) -> Resources:
-    return replace(TIERS[tier], **(overrides or {}).get(tier, {}))
+def resources(tier: str, overrides: dict | None = None) -> dict:
+    """The tier's allocation as a tenant row keeps it (`Resources` fields)."""
+    return asdict(replace(TIERS[tier], **(overrides or {}).get(tier, {})))
 
 
 def subdomain_problem(name: str) -> str | None:
-    """Why `name` cannot be a subdomain, or None when it can."""
-    if not 3 <= len(name) <= 30:
-        return "must be 3 to 30 characters"
-    if not SUBDOMAIN.fullmatch(name):
-        return "use a-z, 0-9 and single hyphens; start with a letter, end with a letter or digit"
-    if name in RESERVED:
-        return "is reserved"
-    return None
+    """Why `name` cannot be a subdomain (the first rule it breaks), or None when it can."""
+    return ("must be 3 to 30 characters" if not 3 <= len(name) <= 30 else
+            "use a-z, 0-9 and single hyphens; start with a letter, end with a letter or digit"
+            if not SUBDOMAIN.fullmatch(name) else
+            "is reserved" if name in RESERVED else None)
 
 
 def choose_strategy(tier: str, compliance: list[str], high_performance: bool,

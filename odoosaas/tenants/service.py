@@ -1,6 +1,5 @@
 """Tenant operations shared by the API and the dashboard: ask, read, change desired state."""
 import contextlib
-import dataclasses
 import secrets
 
 import psycopg
@@ -8,7 +7,7 @@ from sqlalchemy import delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from odoosaas import apps
-from odoosaas.errors import Conflict, Invalid, NotFound, TemporaryError
+from odoosaas.errors import Conflict, NotFound, TemporaryError
 from odoosaas.reconcile import operations
 from odoosaas.store.models import Domain, Event, Operation, Tenant, User, now
 from odoosaas.tenants import moves, rules
@@ -26,12 +25,12 @@ def create(platform, user: User, request) -> Tenant:
     strategy, reason = rules.choose_strategy(request.tier, request.compliance, request.high_performance,
                                              request.expected_data_gb)
     secret_values = {"admin_password": request.admin_password, "db_password": secrets.token_urlsafe(24)}
-    allocated = dataclasses.asdict(rules.resources(request.tier, platform.settings.tiers))
-    tenant = Tenant(owner_id=user.id, subdomain=request.subdomain, app=app, tier=request.tier, resources=allocated,
+    tenant = Tenant(owner_id=user.id, subdomain=request.subdomain, app=app, tier=request.tier, db_strategy=strategy,
+                    resources=rules.resources(request.tier, platform.settings.tiers), db_strategy_reason=reason,
                     compliance=sorted(request.compliance), high_performance=request.high_performance,
                     expected_data_gb=request.expected_data_gb, admin_email=request.admin_email,
-                    secrets=platform.box.seal(secret_values), db_strategy=strategy, db_strategy_reason=reason,
-                    url=planned_url(platform.settings, request.subdomain), progress=pending_steps(),
+                    url=planned_url(platform.settings, request.subdomain), secrets=platform.box.seal(secret_values),
+                    progress=pending_steps(rules.PLANS["running"]),
                     modules=apps.check_modules(app, request.modules, platform.settings))
     try:
         with platform.store.session() as db:
@@ -44,7 +43,6 @@ def create(platform, user: User, request) -> Tenant:
             record(db, tenant, "requested", f"{request.tier} {app} instance requested ({strategy} database, {reason})")
     except IntegrityError:
         raise Conflict(f"The subdomain {request.subdomain!r} is taken.", "subdomain_taken") from None
-    platform.billing.created(tenant)
     platform.wake()
     return tenant
 
@@ -53,9 +51,16 @@ def planned_url(settings, subdomain: str) -> str:
     return f"{settings.public_scheme}://{subdomain}.{settings.base_domain}"
 
 
-def pending_steps(desired: str = "running") -> list[dict]:
-    return [{"name": name, "state": "pending", "started_at": None, "finished_at": None, "detail": ""}
-            for name in rules.PLANS[desired]]
+def pending_steps(names) -> list[dict]:
+    """The progress of a tenant's plan or an operation's steps, none started yet."""
+    return [{"name": name, "state": "pending", "started_at": None, "finished_at": None, "detail": ""} for name in names]
+
+
+def progress(steps: list[dict] | None) -> dict:
+    """The API's view of a tenant's or an operation's progress: the current step, how many are done, the steps."""
+    steps = steps or []
+    return {"step": next((step["name"] for step in steps if step["state"] != "done"), ""),
+            "done": sum(step["state"] == "done" for step in steps), "total": len(steps), "steps": steps}
 
 
 def subdomain_availability(db, name: str) -> dict:
@@ -74,10 +79,14 @@ def owned(db, user: User, tenant_id: str) -> Tenant:
 
 
 @contextlib.contextmanager
-def changing(platform, user: User, tenant_id: str):
-    """A unit of work on the caller's tenant (see `owned`), yielding (db, tenant); once committed, the worker wakes."""
+def changing(platform, user: User, tenant_id: str, deleting_ok: bool = False):
+    """A unit of work on the caller's tenant (see `owned`), yielding (db, tenant); once committed, the worker wakes.
+    One being deleted is a 409 unless `deleting_ok`."""
     with platform.store.session() as db:
-        yield db, owned(db, user, tenant_id)
+        tenant = owned(db, user, tenant_id)
+        if tenant.desired == "deleted" and not deleting_ok:
+            raise Conflict("This instance is being deleted.", "invalid_state")
+        yield db, tenant
     platform.wake()
 
 
@@ -89,10 +98,8 @@ def list_owned(db, user: User) -> list[Tenant]:
 def change(platform, user: User, tenant_id: str, action: str) -> Tenant:
     """Stop, start or delete: a new desired state and generation. Deleting twice is idempotent."""
     desired, status = TRANSITIONS[action]
-    with changing(platform, user, tenant_id) as (db, tenant):
+    with changing(platform, user, tenant_id, deleting_ok=action == "delete") as (db, tenant):
         moves.refuse_if_moving(db, tenant.id)
-        if tenant.desired == "deleted" and action != "delete":
-            raise Conflict("This instance is being deleted.", "invalid_state")
         if tenant.desired == "suspended" and action != "delete":
             raise Conflict(SUSPENDED, "suspended")
         if tenant.desired != desired or tenant.status == "failed":  # on a failed tenant, start retries
@@ -108,9 +115,8 @@ def change(platform, user: User, tenant_id: str, action: str) -> Tenant:
 def aim(tenant: Tenant, desired: str, status: str, detail: str = "") -> None:
     """A new desired state: a new generation the reconciler drives from its first step."""
     tenant.desired, tenant.status, tenant.status_detail = desired, status, detail
-    tenant.progress = pending_steps(desired)
-    tenant.generation += 1
-    tenant.attempts, tenant.next_attempt_at = 0, now()
+    tenant.progress = pending_steps(rules.PLANS[desired])
+    tenant.generation, tenant.attempts, tenant.next_attempt_at = tenant.generation + 1, 0, now()
 
 
 def suspend(platform, owner_id: str, unpaid: bool) -> None:
@@ -127,8 +133,6 @@ def suspend(platform, owner_id: str, unpaid: bool) -> None:
 def set_admin_password(platform, user: User, tenant_id: str, password: str) -> Tenant:
     """A new admin password (TM-3): the admin step runs again, now if running, else at the next start."""
     with changing(platform, user, tenant_id) as (db, tenant):
-        if tenant.desired == "deleted":
-            raise Conflict("This instance is being deleted.", "invalid_state")
         tenant.secrets = platform.box.seal({**platform.box.open(tenant.secrets), "admin_password": password})
         tenant.admin_set = False
         rerun(db, tenant, "setting the admin password")
@@ -142,9 +146,9 @@ def change_tier(platform, user: User, tenant_id: str, tier: str) -> Tenant:
     with changing(platform, user, tenant_id) as (db, tenant):
         moves.refuse_if_moving(db, tenant.id)
         strategy, _ = rules.choose_strategy(tier, tenant.compliance, tenant.high_performance, tenant.expected_data_gb)
-        if tenant.desired == "deleted" or strategy != tenant.db_strategy and tenant.status != "running":
+        if strategy != tenant.db_strategy and tenant.status != "running":
             raise Conflict(f"The {tier} tier needs a {strategy} database: start the instance first.", "needs_migration")
-        tenant.tier, tenant.resources = tier, dataclasses.asdict(rules.resources(tier, platform.settings.tiers))
+        tenant.tier, tenant.resources = tier, rules.resources(tier, platform.settings.tiers)
         record(db, tenant, "tier", f"tier changed to {tier}")
         rerun(db, tenant, f"applying the {tier} tier")
         if strategy != tenant.db_strategy:
@@ -161,9 +165,7 @@ def rerun(db, tenant: Tenant, why: str) -> None:
 def install_modules(platform, user: User, tenant_id: str, names: list[str]) -> Operation:
     """Queue an install of Odoo apps (FE-3) on a running instance."""
     with changing(platform, user, tenant_id) as (db, tenant):
-        names = apps.check_modules(tenant.app, names, platform.settings) or []
-        if not names:
-            raise Invalid("Name at least one app.", fields={"names": "empty"})
+        names = apps.check_modules(tenant.app, names, platform.settings)  # the request's model refused none at all
         if tenant.desired != "running":
             raise Conflict("Start the instance before installing apps.", "invalid_state")
         moves.refuse_if_moving(db, tenant.id)
@@ -192,11 +194,10 @@ def record(db, tenant: Tenant, kind: str, message: str) -> None:
     db.add(Event(tenant_id=tenant.id, kind=kind, message=message))
 
 
-def admin_list(db, status="", db_strategy="", tier="", q="") -> list[Tenant]:
-    query = select(Tenant).join(Tenant.owner).order_by(Tenant.created_at.desc())
-    for column, value in ((Tenant.status, status), (Tenant.db_strategy, db_strategy), (Tenant.tier, tier)):
-        if value:
-            query = query.where(column == value)
+def admin_list(db, q: str = "", **filters: str) -> list[Tenant]:
+    """Every tenant, newest first; the filters given (status, db_strategy, tier) must match, `q` may."""
+    query = select(Tenant).filter_by(**{name: value for name, value in filters.items() if value})
+    query = query.join(Tenant.owner).order_by(Tenant.created_at.desc())  # after filter_by: it filters the last join
     if q:  # any case; % and _ match themselves
         query = query.where(or_(*(column.icontains(q, autoescape=True) for column in (Tenant.subdomain, User.email))))
     return list(db.scalars(query).unique())
@@ -204,11 +205,7 @@ def admin_list(db, status="", db_strategy="", tier="", q="") -> list[Tenant]:
 
 def public(tenant: Tenant) -> dict:
     """The API's tenant shape; secrets never leave the store."""
-    steps = tenant.progress or []
-    done = sum(step["state"] == "done" for step in steps)
-    current = next((step["name"] for step in steps if step["state"] != "done"), "")
-    return {**{name: getattr(tenant, name) for name in PUBLIC_FIELDS},
-            "progress": {"step": current, "done": done, "total": len(steps), "steps": steps},
+    return {**{name: getattr(tenant, name) for name in PUBLIC_FIELDS}, "progress": progress(tenant.progress),
             "db_server": tenant.db_server.name if tenant.db_server else None,
             "routing": "direct port" if tenant.url.startswith("http://127.0.0.1:") else "subdomain",
             "created_at": tenant.created_at.isoformat(), "updated_at": tenant.updated_at.isoformat()}

@@ -1,13 +1,13 @@
-"""Pages for accounts: landing, sign-up, log-in, log-out, forgotten password, profile."""
+"""Pages for accounts: landing, sign-up, log-in, log-out, forgotten password, profile.
+
+The forms call the auth API's views (plain functions), so a page and its API call share one rate limit."""
 import contextlib
-import functools
 
 from flask import Blueprint, flash, g, redirect, render_template, request, session, url_for
 
+from odoosaas.api import auth as answers
 from odoosaas.api.schemas import Login, Profile, ResetConfirm, ResetRequest, Signup
 from odoosaas.errors import Unauthenticated
-from odoosaas.limits import rate_limited
-from odoosaas.reconcile import operations
 from odoosaas.web.pages import fields, keep_tokens, platform, submit
 
 bp = Blueprint("account", __name__)
@@ -19,39 +19,39 @@ def landing():
     return redirect(url_for("web.instances.index" if g.user else ".login_form"))
 
 
-def form_page(path: str, model, limit=lambda view: view):
+def form_page(path: str, model):
     """A page with a form: GET shows it, empty but for what its link brings (`/login?email=`,
-    `/reset-password?token=`); POST checks it with the API's `model` and runs the decorated action
-    (under the rate `limit`, if any); both use the template named like the action."""
+    `/reset-password?token=`); POST checks it with the API's `model` and runs the decorated action;
+    both use the template named like the action."""
     def register(action):
         name = action.__name__
         template = f"{name}.html"
         bp.add_url_rule(path, f"{name}_form", lambda: render_template(template, errors={}, form=request.args))
-        view = functools.wraps(action)(lambda: submit(model, fields(), action, template))  # limits key on the name
-        bp.add_url_rule(path, name, limit(view), methods=["POST"])
+        bp.add_url_rule(path, name, lambda: submit(model, fields(), action, template), methods=["POST"])
         return action
     return register
 
 
-@form_page("/signup", Signup, rate_limited("signup"))
+def done(message: str, endpoint: str, **values):
+    """Say `message` on the page the form leads to."""
+    flash(message)
+    return redirect(url_for(endpoint, **values))
+
+
+@form_page("/signup", Signup)
 def signup(body: Signup):
-    platform().billing.signed_up(platform().auth.signup(body.email, body.password, body.full_name))
-    flash("Your account is ready: log in.")
-    return redirect(url_for(".login", email=body.email))
+    answers.signup(body)
+    return done("Your account is ready: log in.", ".login", email=body.email)
 
 
-@form_page("/login", Login, rate_limited("login", per_account=True))
+@form_page("/login", Login)
 def login(body: Login):
-    issued = platform().auth.login(body.email, body.password)
+    issued = answers.login(body)
     session.clear()  # a fresh session (and CSRF token) for the signed-in user
     keep_tokens(issued)
-    return redirect(local_target(request.args.get("next", "")))
-
-
-def local_target(target: str) -> str:
-    """Where to go after log-in: a path on this site only."""
+    target = request.args.get("next", "")  # where to go now: a path on this site only
     local = target.startswith("/") and not target.startswith("//") and "\\" not in target and target.isprintable()
-    return target if local else url_for(".landing")
+    return redirect(target if local else url_for(".landing"))
 
 
 @bp.post("/logout")
@@ -62,22 +62,19 @@ def logout():
     return redirect(url_for(".landing"))
 
 
-@form_page("/forgot-password", ResetRequest, rate_limited("reset", per_account=True))
+@form_page("/forgot-password", ResetRequest)
 def forgot(body: ResetRequest):
-    operations.enqueue(platform(), "password_reset", params={"email": body.email})  # mailed by the worker
-    flash("If an account uses this address, a link to set a new password is on its way.")
-    return redirect(url_for(".login"))
+    answers.password_reset(body)
+    return done("If an account uses this address, a link to set a new password is on its way.", ".login")
 
 
-@form_page("/reset-password", ResetConfirm, rate_limited("reset-confirm"))
+@form_page("/reset-password", ResetConfirm)
 def reset(body: ResetConfirm):
-    platform().auth.confirm_reset(body.token, body.password)
-    flash("Your password is changed: log in with the new one.")
-    return redirect(url_for(".login"))
+    answers.password_reset_confirm(body)
+    return done("Your password is changed: log in with the new one.", ".login")
 
 
 @form_page("/profile", Profile)
 def profile(body: Profile):
     platform().auth.update_profile(session["access"], body.model_dump(exclude_none=True))
-    flash("Profile saved.")
-    return redirect(url_for(".profile_form"))
+    return done("Profile saved.", ".profile_form")

@@ -3,8 +3,7 @@
 It shows what the billing and tenants APIs answer (plain functions; the page guard has set the signed-in user)."""
 from flask import Blueprint, redirect, render_template, url_for
 
-from odoosaas.api import billing as answers, tenants
-from odoosaas.api.schemas import PaymentMethod
+from odoosaas.api import billing as answers, schemas, tenants
 
 bp = Blueprint("billing", __name__, url_prefix="/billing")
 
@@ -18,5 +17,5 @@ def show():
 @bp.post("/payment-method")
 def payment_method():
     """Kill Bill's external payment method: the unpaid invoices are paid and suspended instances resume."""
-    answers.payment_method(PaymentMethod())
+    answers.payment_method(schemas.PaymentMethod())
     return redirect(url_for(".show"))

@@ -4,10 +4,7 @@ What a page shows is what the tenants API answers (its views are plain functions
 signed-in user they ask for)."""
 from flask import Blueprint, flash, g, get_template_attribute, redirect, render_template, request, url_for
 
-from odoosaas.api import tenants as answers
-from odoosaas.api.backups import RestoreRequest, list_backups
-from odoosaas.api.schemas import (AdminPassword, Body, DomainRequest, ModuleNames, MoveRequest, SubdomainPath,
-                                  TenantPath, TenantRequest, TierChange)
+from odoosaas.api import backups as backup_views, schemas, tenants as answers
 from odoosaas.tenants import backups, domains, moves, rules, service
 from odoosaas.web.pages import fields, flashing_conflicts, platform, submit
 
@@ -25,16 +22,17 @@ def odoo_apps() -> list[dict]:
 
 @bp.get("/new")
 def new():
-    return render_template("new.html", form=request.form, strategy=planned(request.form), odoo_apps=odoo_apps())
+    """The form; the plan's fields fetch it again (htmx) for the strategy they get."""
+    return render_template("new.html", form=request.form, strategy=planned(request.args), odoo_apps=odoo_apps())
 
 
 @bp.post("/new")
 def create():
-    def make(body: TenantRequest):
+    def make(body: schemas.TenantRequest):
         return redirect(url_for(".show", tenant_id=service.create(platform(), g.user, body).id))
     data = {**fields(), "compliance": request.form.getlist("compliance"), "modules": request.form.getlist("modules"),
             "high_performance": "high_performance" in request.form}
-    return submit(TenantRequest, data, make, "new.html", strategy=planned(request.form), odoo_apps=odoo_apps())
+    return submit(schemas.TenantRequest, data, make, "new.html", strategy=planned(request.form), odoo_apps=odoo_apps())
 
 
 def planned(values) -> tuple[str, str]:
@@ -45,37 +43,33 @@ def planned(values) -> tuple[str, str]:
     return rules.choose_strategy(tier, compliance, "high_performance" in values, volume)
 
 
-@bp.get("/new/strategy")
-def strategy():
-    return get_template_attribute("macros.html", "strategy")(planned(request.args))
-
-
 @bp.get("/new/subdomain")
 def availability():
-    answer = answers.subdomain(SubdomainPath(name=request.args.get("subdomain", "")[:100]))
+    answer = answers.subdomain(schemas.SubdomainPath(name=request.args.get("subdomain", "")[:100]))
     return get_template_attribute("macros.html", "availability")(answer)
 
 
 @bp.get("/<tenant_id>")
 def show(tenant_id: str, errors: dict | None = None, status: int = 200):
-    context = show_context(tenant_id)
-    if context["t"]["app"] == "odoo" and context["t"]["status"] == "running":
-        context["installed"] = {m["name"]: m["state"] for m in service.installed_modules(platform(), g.user, tenant_id)}
-        context["odoo_apps"] = odoo_apps()
-    return render_template("instance.html", errors=errors or {}, **context), status
+    return render_template("instance.html", errors=errors or {}, **show_context(tenant_id)), status
 
 
 @bp.post("/<tenant_id>/modules")
 def install(tenant_id: str):
     names = request.form.getlist("names")
-    return act(tenant_id, ModuleNames, service.install_modules, f"Installing {', '.join(names)}.", {"names": names})
+    return act(tenant_id, schemas.ModuleNames, service.install_modules, f"Installing {', '.join(names)}.",
+               {"names": names})
 
 
 def show_context(tenant_id: str) -> dict:
-    path = TenantPath(tenant_id=tenant_id)
-    return {"t": answers.read(path)["tenant"], "installed": {}, "odoo_apps": [],
-            "domains": answers.list_domains(path)["items"], "moves": answers.move_requests(path)["items"],
-            "backups": list_backups(path)["items"]}
+    """What the instance page shows: the tenant, its domains, its move requests, and Odoo's apps while it runs."""
+    path = schemas.TenantPath(tenant_id=tenant_id)
+    t = answers.read(path)["tenant"]
+    odoo = t["app"] == "odoo" and t["status"] == "running"
+    return {"t": t, "domains": answers.list_domains(path)["items"], "moves": answers.move_requests(path)["items"],
+            "backups": backup_views.list_backups(path)["items"],
+            "installed": {m["name"]: m["state"] for m in answers.list_modules(path)["items"]} if odoo else {},
+            "odoo_apps": odoo_apps() if odoo else []}
 
 
 def act(tenant_id: str, model, action, done: str, data: dict | None = None):
@@ -88,11 +82,12 @@ def act(tenant_id: str, model, action, done: str, data: dict | None = None):
 
 
 # The instance page's forms (but apps): the API's model of the form, what it does, what the page then says.
-FORMS = {"admin-password": (AdminPassword, service.set_admin_password, "The new admin password is being set."),
-         "tier": (TierChange, service.change_tier, "The new tier is being applied."),
-         "move": (MoveRequest, moves.ask, "Your request is waiting for an operator."),
-         "domains": (DomainRequest, domains.claim, "Create the records shown; it is served once they are seen."),
-         "backups": (Body, backups.take, "A backup is being taken; it is verified by restoring it.")}
+FORMS = {"admin-password": (schemas.AdminPassword, service.set_admin_password, "The new admin password is being set."),
+         "tier": (schemas.TierChange, service.change_tier, "The new tier is being applied."),
+         "move": (schemas.MoveRequest, moves.ask, "Your request is waiting for an operator."),
+         "domains": (schemas.DomainRequest, domains.claim,
+                     "Create the records shown; it is served once they are seen."),
+         "backups": (schemas.Body, backups.take, "A backup is being taken; it is verified by restoring it.")}
 
 
 @bp.post("/<tenant_id>/<any('admin-password', tier, move, domains, backups):form_name>")
@@ -109,7 +104,7 @@ def remove_domain(tenant_id: str, name: str):
 
 @bp.post("/<tenant_id>/backups/<backup_id>/restore")
 def restore(tenant_id: str, backup_id: str):
-    return act(tenant_id, RestoreRequest, lambda *args: backups.restore(*args[:3], backup_id, *args[3:]),
+    return act(tenant_id, backup_views.RestoreRequest, lambda *args: backups.restore(*args[:3], backup_id, *args[3:]),
                "The backup is being restored; the current state is backed up first.")
 
 
@@ -121,7 +116,7 @@ def change(tenant_id: str, action: str):
 
 @bp.post("/<tenant_id>/delete")
 def delete(tenant_id: str):
-    subdomain = answers.read(TenantPath(tenant_id=tenant_id))["tenant"]["subdomain"]
+    subdomain = answers.read(schemas.TenantPath(tenant_id=tenant_id))["tenant"]["subdomain"]
     if request.form.get("confirm", "").strip() != subdomain:
         return show(tenant_id, {"confirm": f"Type {subdomain} to confirm."}, 400)
     service.change(platform(), g.user, tenant_id, "delete")

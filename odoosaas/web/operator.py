@@ -1,10 +1,9 @@
-"""Operator pages: overview charts, every tenant with filters, one tenant, database servers, moves.
+"""Operator pages: overview charts and database servers, every tenant with filters, one tenant, moves.
 
 They show what the operator API answers (its views are plain functions) behind the same operators-only check."""
 from flask import Blueprint, redirect, render_template, request, url_for
 
-from odoosaas.api import admin as answers
-from odoosaas.api.schemas import AdminFilter, TenantPath
+from odoosaas.api import admin as answers, schemas
 from odoosaas.tenants import moves
 from odoosaas.web.pages import flashing_conflicts, platform
 
@@ -29,23 +28,19 @@ def overview():
               "Shared database servers: tenants against capacity": ("servers", [
                   (s["name"], s["tenants"], s["capacity"], f"{s['tenants']} of {s['capacity']}")
                   for s in data["db_servers"] if s["kind"] == "shared"])}
-    return render_template("admin_overview.html", charts=charts, mrr=platform().billing.revenue(platform()))
+    return render_template("admin_overview.html", charts=charts, servers=data["db_servers"],
+                           mrr=platform().billing.revenue(platform()))
 
 
 @bp.get("/tenants")
 def tenants():
-    query = AdminFilter(**request.args.to_dict() | {"q": request.args.get("q", "")[:100]})  # its longest search
+    query = schemas.AdminFilter(**request.args.to_dict() | {"q": request.args.get("q", "")[:100]})  # its longest search
     return render_template("admin_tenants.html", **answers.tenants(query), query=query, statuses=STATUSES)
 
 
 @bp.get("/tenants/<tenant_id>")
 def tenant(tenant_id: str):
-    return render_template("admin_tenant.html", t=answers.tenant(TenantPath(tenant_id=tenant_id))["tenant"])
-
-
-@bp.get("/db-servers")
-def servers():
-    return render_template("admin_servers.html", servers=answers.db_servers()["items"])
+    return render_template("admin_tenant.html", t=answers.tenant(schemas.TenantPath(tenant_id=tenant_id))["tenant"])
 
 
 @bp.get("/migrations")

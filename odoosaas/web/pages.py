@@ -16,8 +16,6 @@ bp = Blueprint("web", __name__, template_folder="templates", static_folder="stat
 PUBLIC = {"web.static", *(f"web.account.{name}" for name in (
     "landing", "signup_form", "signup", "login_form", "login", "forgot_form", "forgot", "reset_form", "reset"))}
 BUSY = ("creating", "starting", "stopping", "deleting", "migrating")  # statuses that change on their own
-TITLES = {401: "Please log in", 403: "Not allowed", 404: "Not found", 429: "Too many attempts",
-          500: "Something went wrong"}
 
 
 def keep_tokens(issued: dict) -> None:
@@ -27,9 +25,8 @@ def keep_tokens(issued: dict) -> None:
 def signed_in_user():
     """The user of the session's access token; an expired one is refreshed once, else None."""
     auth = platform().auth
-    check = auth.authenticate if request.method == "GET" else auth.verify_live  # changes ask the provider
     with contextlib.suppress(Unauthenticated):
-        return check(session.get("access", ""))
+        return auth.authenticate(session.get("access", ""), live=request.method != "GET")  # changes ask the provider
     if "refresh" in session:
         with contextlib.suppress(Unauthenticated):
             issued = auth.refresh(session["refresh"])
@@ -85,5 +82,4 @@ def flashing_conflicts(action, *args) -> None:
 
 def error_page(error: ApiError):
     """The site's page for an error raised outside the JSON API."""
-    return render_template("error.html", status=error.status, heading=TITLES.get(error.status, "Error"),
-                           message=error.message), error.status
+    return render_template("error.html", error=error), error.status

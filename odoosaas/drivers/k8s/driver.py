@@ -52,8 +52,8 @@ class KubernetesDriver:
         self._tenant_namespace(spec)
         self._send(specs.secret("tenant", ns, workload.secret), specs.filestore(spec, self.settings.k8s_storage_class))
         if workload.init is not None:
-            self._run_once(ns, specs.job("init", ns, workload.init, workload.pod_context))
-        self._send(specs.deployment(spec, workload.container, workload.pod_context), specs.service(spec))
+            self._run_once(ns, specs.job("init", ns, workload.init, workload.uid))
+        self._send(specs.deployment(spec, workload.container, workload.uid), specs.service(spec))
 
     def _tenant_namespace(self, spec) -> None:
         db_host, ns = spec.database["host"], specs.namespace_name(spec.subdomain)
@@ -71,16 +71,15 @@ class KubernetesDriver:
         found = converted(lambda: self.client.get(Namespace, ns), missing_ok=True)
         return None if found is None else specs.MANAGED.items() <= (found.metadata.labels or {}).items()
 
-    def _send(self, *objects: dict) -> None:
-        for obj in objects:
-            converted(lambda: self.client.apply(codecs.from_dict(obj), force=True))
+    def _send(self, *objects: dict) -> list:
+        """Server-side apply; each object comes back as the server holds it now, status included."""
+        return [converted(lambda: self.client.apply(codecs.from_dict(obj), force=True)) for obj in objects]
 
     def _run_once(self, ns: str, job: dict) -> None:
         """A Job that must have succeeded before the app starts (Odoo's first initialisation);
         then those of earlier specs (another image or database host) are removed."""
         name, kind = job["metadata"]["name"], {specs.JOB_LABEL: job["metadata"]["labels"][specs.JOB_LABEL]}
-        self._send(job)
-        status = converted(lambda: self.client.get(Job, name, namespace=ns)).status
+        status = self._send(job)[0].status
         if status and any(c.type == "Failed" and c.status == "True" for c in status.conditions or []):
             raise PermanentError(f"Initialising the database failed; see the logs of the Job {name}.")
         if not (status and status.succeeded):
@@ -151,9 +150,8 @@ class KubernetesDriver:
         ns = server.host.split(".")[1]
         if server.kind == "dedicated":
             self._tenant_namespace(spec)
-        self._send(specs.secret(server.name, ns, {"password": admin["password"]}),
-                   *specs.postgres(server.name, ns, self.settings, spec.resources.storage_gb))
-        status = converted(lambda: self.client.get(StatefulSet, server.name, namespace=ns)).status
+        status = self._send(specs.secret(server.name, ns, {"password": admin["password"]}),
+                            *specs.postgres(server.name, ns, self.settings, spec.resources.storage_gb))[-1].status
         if not (status and status.readyReplicas):
             raise TemporaryError("waiting for PostgreSQL to start", delay=2)
 

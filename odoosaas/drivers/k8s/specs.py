@@ -19,22 +19,23 @@ def namespace_name(subdomain: str) -> str:
     return f"t-{subdomain}"
 
 
-def meta(name: str, namespace: str | None = None, labels: dict | None = None) -> dict:
-    data = {"name": name, "labels": {**MANAGED, **(labels or {})}}
-    return {**data, "namespace": namespace} if namespace else data
+def resource(api: str, kind: str, name: str, ns: str | None = None, labels: dict | None = None, **fields) -> dict:
+    """An object the platform manages (its label says so), with its kind's `fields` (`spec`, ...)."""
+    meta = {"name": name, "labels": {**MANAGED, **(labels or {})}}
+    return {"apiVersion": api, "kind": kind, "metadata": {**meta, "namespace": ns} if ns else meta, **fields}
 
 
 def namespace(spec) -> dict:
     levels = {f"pod-security.kubernetes.io/{mode}": "restricted" for mode in ("enforce", "audit", "warn")}
     labels = {"odoosaas.io/tenant": spec.tenant_id, "odoosaas.io/tier": spec.tier, **levels}
-    return {"apiVersion": "v1", "kind": "Namespace", "metadata": meta(namespace_name(spec.subdomain), labels=labels)}
+    return resource("v1", "Namespace", namespace_name(spec.subdomain), labels=labels)
 
 
 def access(ns: str, settings) -> dict:
     """Lets the control plane's ServiceAccount manage this namespace (deploy/base/rbac.yaml)."""
-    return {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": meta("odoosaas-tenant", ns),
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "odoosaas-tenant"},
-            "subjects": [{"kind": "ServiceAccount", "name": "odoosaas", "namespace": settings.k8s_platform_namespace}]}
+    return resource("rbac.authorization.k8s.io/v1", "RoleBinding", "odoosaas-tenant", ns, roleRef={
+        "apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "odoosaas-tenant"},
+        subjects=[{"kind": "ServiceAccount", "name": "odoosaas", "namespace": settings.k8s_platform_namespace}])
 
 
 def access_review(ns: str) -> dict:
@@ -50,13 +51,13 @@ def quota(spec) -> list[dict]:
     hard = {"requests.cpu": cpu, "limits.cpu": cpu, "requests.memory": memory, "limits.memory": memory,
             "requests.storage": f"{2 * r.storage_gb}Gi", "persistentvolumeclaims": "4", "pods": "6"}
     each = {"type": "Container", "default": one["limits"], "defaultRequest": one["requests"], "max": one["limits"]}
-    return [{"apiVersion": "v1", "kind": "ResourceQuota", "metadata": meta("tier", ns), "spec": {"hard": hard}},
-            {"apiVersion": "v1", "kind": "LimitRange", "metadata": meta("tier", ns), "spec": {"limits": [each]}}]
+    return [resource("v1", "ResourceQuota", "tier", ns, spec={"hard": hard}),
+            resource("v1", "LimitRange", "tier", ns, spec={"limits": [each]})]
 
 
 def _policy(ns: str, name: str, selector: dict, types: list, **rules) -> dict:
-    return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": meta(name, ns),
-            "spec": {"podSelector": {"matchLabels": selector} if selector else {}, "policyTypes": types, **rules}}
+    return resource("networking.k8s.io/v1", "NetworkPolicy", name, ns, spec={
+        "podSelector": {"matchLabels": selector} if selector else {}, "policyTypes": types, **rules})
 
 
 def _namespaced(name: str, pods: dict | None = None) -> dict:
@@ -98,8 +99,7 @@ def network_policies(spec, settings, database_host: str) -> list[dict]:
 
 
 def secret(name: str, namespace: str, values: dict) -> dict:
-    return {"apiVersion": "v1", "kind": "Secret", "metadata": meta(name, namespace), "type": "Opaque",
-            "stringData": values}
+    return resource("v1", "Secret", name, namespace, type="Opaque", stringData=values)
 
 
 def claim(storage_gb: int, storage_class: str) -> dict:
@@ -109,15 +109,8 @@ def claim(storage_gb: int, storage_class: str) -> dict:
 
 
 def filestore(spec, storage_class: str) -> dict:
-    ns = namespace_name(spec.subdomain)
-    return {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": meta("filestore", ns),
-            "spec": claim(spec.resources.storage_gb, storage_class)}
-
-
-def restricted(uid: int) -> dict:
-    """Container security that passes Pod Security `restricted`."""
-    return {"runAsNonRoot": True, "runAsUser": uid, "runAsGroup": uid, "allowPrivilegeEscalation": False,
-            "capabilities": {"drop": ["ALL"]}, "seccompProfile": {"type": "RuntimeDefault"}}
+    return resource("v1", "PersistentVolumeClaim", "filestore", namespace_name(spec.subdomain),
+                    spec=claim(spec.resources.storage_gb, storage_class))
 
 
 def limits(spec) -> dict:
@@ -126,13 +119,17 @@ def limits(spec) -> dict:
             "requests": {"cpu": f"{r.cpu_millicores // 4}m", "memory": f"{r.memory_mb // 2}Mi"}}
 
 
-def pod(labels: dict, context: dict, container: dict, volumes: list, **more) -> dict:
-    """A pod template; no ServiceAccount token: what runs in it never calls the Kubernetes API."""
+def pod(labels: dict, uid: int, container: dict, volumes: list, **more) -> dict:
+    """A pod template that passes Pod Security `restricted`, run as `uid` (its volumes that group's); no
+    ServiceAccount token: what runs in it never calls the Kubernetes API."""
+    context = {"runAsNonRoot": True, "runAsUser": uid, "runAsGroup": uid, "fsGroup": uid,
+               "seccompProfile": {"type": "RuntimeDefault"}}
+    container = {**container, "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}}
     return {"metadata": {"labels": labels}, "spec": {"securityContext": context, "automountServiceAccountToken": False,
                                                      "containers": [container], "volumes": volumes, **more}}
 
 
-def deployment(spec, container: dict, pod_security_context: dict) -> dict:
+def deployment(spec, container: dict, uid: int) -> dict:
     """The app, spread over nodes: anti-affinity across every tenant namespace."""
     ns = namespace_name(spec.subdomain)
     probe = {"httpGet": {"path": "/web/health", "port": PORT}, "periodSeconds": 10}
@@ -141,33 +138,33 @@ def deployment(spec, container: dict, pod_security_context: dict) -> dict:
                  "startupProbe": {**probe, "failureThreshold": 60}}
     spread = {"weight": 100, "podAffinityTerm": {"labelSelector": {"matchLabels": APP_LABEL},
                                                  "namespaceSelector": {}, "topologyKey": "kubernetes.io/hostname"}}
-    template = pod({**APP_LABEL, "app": "odoo"}, pod_security_context, container, [FILESTORE, SECRETS],
+    template = pod({**APP_LABEL, "app": "odoo"}, uid, container, [FILESTORE, SECRETS],
                    affinity={"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [spread]}})
-    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": meta("app", ns, APP_LABEL),
-            "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "odoo"}},
-                     "strategy": {"type": "Recreate"}, "template": template}}
+    return resource("apps/v1", "Deployment", "app", ns, APP_LABEL, spec={
+        "replicas": 1, "selector": {"matchLabels": {"app": "odoo"}}, "strategy": {"type": "Recreate"},
+        "template": template})
 
 
-def job(name: str, ns: str, container: dict, pod_context: dict) -> dict:
+def job(name: str, ns: str, container: dict, uid: int) -> dict:
     """Runs once to completion before the app (e.g. Odoo installing `base`). A Job's pod template
     cannot change, so its name carries a hash of it: a new image or database host is a new Job."""
-    template = pod(APP_LABEL, pod_context, container, [FILESTORE], restartPolicy="Never")
+    template = pod(APP_LABEL, uid, container, [FILESTORE], restartPolicy="Never")
     digest = hashlib.sha256(json.dumps(template, sort_keys=True).encode()).hexdigest()[:10]
-    return {"apiVersion": "batch/v1", "kind": "Job", "metadata": meta(f"{name}-{digest}", ns, {JOB_LABEL: name}),
-            "spec": {"backoffLimit": 2, "template": template}}
+    return resource("batch/v1", "Job", f"{name}-{digest}", ns, {JOB_LABEL: name},
+                    spec={"backoffLimit": 2, "template": template})
 
 
 def service(spec) -> dict:
-    return {"apiVersion": "v1", "kind": "Service", "metadata": meta("app", namespace_name(spec.subdomain)),
-            "spec": {"selector": {"app": "odoo"}, "ports": [{"name": "http", "port": PORT, "targetPort": PORT}]}}
+    return resource("v1", "Service", "app", namespace_name(spec.subdomain),
+                    spec={"selector": {"app": "odoo"}, "ports": [{"name": "http", "port": PORT, "targetPort": PORT}]})
 
 
 def ingress_route(spec, settings, name: str, hosts, tls: dict) -> dict:
     """A Traefik IngressRoute sending `hosts` to the tenant's app."""
     ns, app = namespace_name(spec.subdomain), [{"name": "app", "port": PORT}]
-    return {"apiVersion": "traefik.io/v1alpha1", "kind": "IngressRoute", "metadata": meta(name, ns),
-            "spec": {"entryPoints": settings.k8s_entry_points.split(","), "tls": tls,
-                     "routes": [{"match": f"Host(`{host}`)", "kind": "Rule", "services": app} for host in hosts]}}
+    return resource("traefik.io/v1alpha1", "IngressRoute", name, ns, spec={
+        "entryPoints": settings.k8s_entry_points.split(","), "tls": tls,
+        "routes": [{"match": f"Host(`{host}`)", "kind": "Rule", "services": app} for host in hosts]})
 
 
 def route(spec, settings) -> dict:
@@ -188,14 +185,12 @@ def postgres(name: str, namespace: str, settings, storage_gb: int) -> list[dict]
            {"name": "POSTGRES_PASSWORD", "valueFrom": {"secretKeyRef": {"name": name, "key": "password"}}}]
     mounts = [{"name": "data", "mountPath": "/data"}, {"name": "run", "mountPath": "/var/run/postgresql"}]
     container = {"name": "postgres", "image": settings.k8s_postgres_image, "env": env, "volumeMounts": mounts,
-                 "ports": [{"containerPort": 5432}], "securityContext": restricted(999),
                  "readinessProbe": {"exec": {"command": ["pg_isready", "-U", "odoosaas"]}, "periodSeconds": 5},
                  "resources": {"requests": {"cpu": "250m", "memory": "512Mi"}, "limits": {"cpu": "2", "memory": "2Gi"}}}
     data = {"metadata": {"name": "data"}, "spec": claim(storage_gb, settings.k8s_storage_class)}
-    template = pod(labels, {"fsGroup": 999, "seccompProfile": {"type": "RuntimeDefault"}}, container,
-                   [{"name": "run", "emptyDir": {}}])
-    service = {"apiVersion": "v1", "kind": "Service", "metadata": meta(name, namespace, labels),
-               "spec": {"clusterIP": "None", "selector": labels, "ports": [{"name": "postgres", "port": 5432}]}}
-    return [service, {"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": meta(name, namespace, labels),
-                      "spec": {"serviceName": name, "replicas": 1, "selector": {"matchLabels": labels},
-                               "template": template, "volumeClaimTemplates": [data]}}]
+    template = pod(labels, 999, container, [{"name": "run", "emptyDir": {}}])  # the image's postgres user
+    return [resource("v1", "Service", name, namespace, labels, spec={
+                "clusterIP": "None", "selector": labels, "ports": [{"name": "postgres", "port": 5432}]}),
+            resource("apps/v1", "StatefulSet", name, namespace, labels, spec={
+                "serviceName": name, "replicas": 1, "selector": {"matchLabels": labels}, "template": template,
+                "volumeClaimTemplates": [data]})]
