@@ -90,10 +90,8 @@ class KubernetesDriver:
                       missing_ok=True)
 
     def route(self, tenant, spec, maintenance: bool = False) -> str:  # maintenance: Traefik's 503, no pod ready
-        self._send(specs.route(spec, self.settings))
-        if spec.domains:
-            self._send(specs.domain_route(spec, self.settings))
-        else:
+        self._send(*specs.routes(spec, self.settings))
+        if not spec.domains:  # their IngressRoute goes with the last one
             ns = specs.namespace_name(spec.subdomain)
             converted(lambda: self.client.delete(IngressRoute, "domains", namespace=ns), missing_ok=True)
         return f"{self.settings.public_scheme}://{spec.subdomain}.{self.settings.base_domain}"
