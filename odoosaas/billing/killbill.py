@@ -1,7 +1,7 @@
 """Kill Bill as the billing provider: an account per user (external key: the user id), a subscription per
 tenant (external key: the tenant id) made by the reconciler's `billing` step, the catalog uploaded when the
 repo's is newer. Kill Bill is the record: the sweep re-reads balances, callbacks only make it run sooner."""
-import logging
+import contextlib
 import math
 import xml.etree.ElementTree as ElementTree
 from datetime import UTC, datetime
@@ -15,7 +15,6 @@ from odoosaas.errors import ApiError, TemporaryError
 from odoosaas.store.models import Tenant
 from odoosaas.tenants import fleet, rules, service
 
-log = logging.getLogger(__name__)
 CATALOG = Path(__file__).with_name("catalog.xml")
 
 
@@ -57,10 +56,8 @@ class KillBill(FreeTier):
         return found or self.call("GET", "/1.0/kb/accounts", params=query)
 
     def signed_up(self, user) -> None:
-        try:
+        with contextlib.suppress(Unavailable):  # else made when first needed (an instance, the billing page)
             self.account(user)
-        except Unavailable as exc:  # made when first needed instead
-            log.warning("no billing account for user %s yet: %s", user.id, exc.message)
 
     def reconcile(self, ctx) -> None:
         """The tenant's subscription: made on the tier's plan, changed with the tier, cancelled on delete."""
