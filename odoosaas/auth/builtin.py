@@ -31,7 +31,6 @@ REUSE_INTERVAL = timedelta(seconds=10)  # as Supabase Auth's refresh_token_reuse
 # 115 MB steady, 136 MB at most (bench/login_memory.py). Older hashes still verify.
 HASHER = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
 ONE_AT_A_TIME = threading.BoundedSemaphore(1)
-DUMMY_HASH = HASHER.hash(secrets.token_hex(16))  # checked for unknown emails: they take as long as wrong passwords
 
 
 def digest(token: str) -> str:
@@ -69,6 +68,7 @@ class BuiltinProvider:
         # thread's arena (8 threads: +150 MB for good); a fixed threshold stops that (M_MMAP_THRESHOLD = -3)
         with contextlib.suppress(OSError, AttributeError):
             ctypes.CDLL("libc.so.6").mallopt(-3, 128 * 1024)
+        self.dummy_hash = hashed(secrets.token_hex(16))  # checked for unknown emails, so they take as long as others
         self.jwt_key = hashlib.sha256(b"odoosaas-jwt:" + settings.secret_key.encode()).hexdigest()
         self.chain_key = hashlib.sha256(b"odoosaas-refresh:" + settings.secret_key.encode()).digest()
 
@@ -84,9 +84,9 @@ class BuiltinProvider:
     def login(self, email: str, password: str) -> dict:
         with self.store.session() as db:
             user = db.scalar(select(User).where(User.email == email.lower()))
-            try:  # no such user: DUMMY_HASH, whose password nobody knows, is checked all the same
+            try:  # no such user: the dummy hash, whose password nobody knows, is checked all the same
                 with ONE_AT_A_TIME:
-                    HASHER.verify(user.password_hash if user and user.password_hash else DUMMY_HASH, password)
+                    HASHER.verify(user.password_hash if user and user.password_hash else self.dummy_hash, password)
             except Exception:  # argon2's VerificationError (no match) or InvalidHashError
                 raise Unauthenticated("Wrong email or password.") from None
             family_id = new_id()
