@@ -6,7 +6,7 @@ import sys
 import threading
 
 import click
-from flask.cli import FlaskGroup, with_appcontext
+from flask.cli import FlaskGroup  # its commands run in the app's context
 from flask import current_app
 
 from odoosaas import create_app
@@ -36,7 +36,6 @@ def start_up(p, runtime: bool = False) -> None:
 
 
 @main.command()
-@with_appcontext
 def serve():
     """Migrate, then serve the API and dashboard (and the worker, unless ODOOSAAS_WORKER=false)."""
     import waitress
@@ -49,7 +48,6 @@ def serve():
 
 
 @main.command()
-@with_appcontext
 def worker():
     """Run only the reconciler (production runs it apart from the web processes)."""
     p = platform()
@@ -79,7 +77,6 @@ def run_until_stopped(p, run, worker: bool) -> None:
 
 @main.command("create-admin")
 @click.argument("email")
-@with_appcontext
 def create_admin(email):
     """Create or promote an operator; the password comes from ODOOSAAS_ADMIN_PASSWORD or a prompt."""
     password = os.environ.get("ODOOSAAS_ADMIN_PASSWORD") or click.prompt("Password", hide_input=True,
@@ -94,7 +91,6 @@ def create_admin(email):
 @main.command("add-db-server")
 @click.argument("name")
 @click.argument("dsn")
-@with_appcontext
 def add_db_server(name, dsn):
     """Register an existing PostgreSQL as a shared server (password from PGPASSWORD or a prompt)."""
     from odoosaas.tenants import fleet

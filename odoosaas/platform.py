@@ -3,8 +3,8 @@ import os
 import threading
 from dataclasses import dataclass, field
 
-from odoosaas.auth import make_provider
-from odoosaas.billing import make_billing
+from odoosaas.auth import builtin, supabase
+from odoosaas.billing import FreeTier, killbill
 from odoosaas.drivers import make_driver
 from odoosaas.secretbox import SecretBox
 from odoosaas.settings import Settings
@@ -30,5 +30,7 @@ def build(settings: Settings) -> Platform:
     os.umask(0o077)  # every file the platform writes (store, outbox, logs, configs) is private unless opened on purpose
     settings.resolve()
     store = Store(settings.database_url)
-    return Platform(settings=settings, store=store, box=SecretBox(settings.secret_key),
-                    auth=make_provider(settings, store), billing=make_billing(settings), driver=make_driver(settings))
+    auth = (supabase.SupabaseProvider if settings.auth == "supabase" else builtin.BuiltinProvider)(settings, store)
+    billing = killbill.KillBill(settings) if settings.billing == "killbill" else FreeTier(settings.free_max_instances)
+    return Platform(settings=settings, store=store, box=SecretBox(settings.secret_key), auth=auth, billing=billing,
+                    driver=make_driver(settings))  # a driver's module is imported when chosen (lightkube is heavy)

@@ -8,7 +8,7 @@ from odoosaas.store.models import DbServer, Tenant
 
 def app_processes(name: str) -> list[int]:
     """Live processes started for this tenant id (or `traefik`), by the mark in their environment."""
-    return marked(name)
+    return list(marked(name))
 
 
 def tenant_row(app, tenant_id: str) -> Tenant:

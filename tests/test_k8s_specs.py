@@ -22,7 +22,7 @@ def everything(spec, settings=SETTINGS) -> list[dict]:
     return [specs.namespace(spec), *specs.quota(spec),
             *specs.network_policies(spec, settings, spec.database["host"]),
             specs.deployment(spec, workload.container, workload.uid), specs.service(spec),
-            specs.route(spec, settings), specs.filestore(spec, "")]
+            *specs.routes(spec, settings), specs.filestore(spec, "")]
 
 
 def test_namespace_labels():
@@ -79,13 +79,15 @@ def test_deployment_spreads_over_nodes_and_probes_health():
 
 
 def test_routes():
-    route = specs.route(make_spec(), Settings(base_domain="example.com"))
+    (route,) = specs.routes(make_spec(), Settings(base_domain="example.com"))  # no custom domain: no second route
     assert route["apiVersion"] == "traefik.io/v1alpha1" and route["kind"] == "IngressRoute"
     assert route["spec"]["routes"][0]["match"] == "Host(`acme.example.com`)"
-    assert specs.route(make_spec(), Settings(k8s_tls_secret="wildcard"))["spec"]["tls"] == {"secretName": "wildcard"}
+    (route,) = specs.routes(make_spec(), Settings(k8s_tls_secret="wildcard"))
+    assert route["spec"]["tls"] == {"secretName": "wildcard"}
     spec = make_spec()
     spec.domains = {"erp.acme.com": False, "shop.acme.com": True}
-    domains = specs.domain_route(spec, Settings(k8s_cert_resolver="le"))
+    app, domains = specs.routes(spec, Settings(k8s_cert_resolver="le"))
+    assert app["metadata"]["name"] == "app" and domains["metadata"]["name"] == "domains"
     assert [r["match"] for r in domains["spec"]["routes"]] == ["Host(`erp.acme.com`)", "Host(`shop.acme.com`)"]
     assert domains["spec"]["tls"] == {"certResolver": "le"} and domains["metadata"]["namespace"] == "t-acme"
 

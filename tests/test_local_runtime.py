@@ -164,9 +164,14 @@ def test_stopping_leaves_nothing_and_a_restart_brings_all_back(platform, traefik
 
     platform.start().wait_running(ids)
     phase("restarted: both running again")
-    if traefik_port:  # the subdomain routes again through the new Traefik
-        answer = httpx.get(f"http://127.0.0.1:{traefik_port}/web/health", headers={"Host": "stay-own.localhost"})
-        assert answer.status_code == 200
+    if traefik_port:  # the subdomain routes again through the new Traefik, once it listens (it starts beside the apps)
+        def unrouted() -> bool:
+            try:
+                return httpx.get(f"http://127.0.0.1:{traefik_port}/web/health",
+                                 headers={"Host": "stay-own.localhost"}).status_code != 200
+            except httpx.HTTPError:
+                return True
+        assert not settle(unrouted, timeout=15)
 
     # SIGKILL: the apps and Traefik end with the platform; the clusters outlive it and the next start re-uses them
     platform.signal(signal.SIGKILL)

@@ -106,7 +106,7 @@ def claim_domain(path: schemas.TenantPath, body: schemas.DomainRequest):
     return {"domain": domains.claim(platform(), current_user(), path.tenant_id, body.name)}, 201
 
 
-@bp.delete("/tenants/<tenant_id>/domains/<name>", security=BEARER, responses={204: None, **MINE})
+@bp.delete("/tenants/<tenant_id>/domains/<name>", security=BEARER, responses={204: None, **MINE, **fails(409)})
 def remove_domain(path: schemas.DomainPath):
     domains.remove(platform(), current_user(), path.tenant_id, path.name)
     return "", 204

@@ -61,9 +61,7 @@ def resolve(name: str, settings) -> str:
 
 def check_modules(app: str, names: list[str], settings) -> list[str]:
     """The apps to install at creation: Odoo's, by name (400 listing the valid ones); others take none."""
-    if not names:
-        return []
-    if app != "odoo":
+    if names and app != "odoo":
         raise Invalid("Only Odoo instances have modules.", fields={"modules": f"must be empty for the {app} app"})
     from odoosaas.apps import odoo
     valid = sorted(found["name"] for found in odoo.available_apps(settings.odoo_bin))

@@ -1,4 +1,5 @@
-"""Identity providers: the built-in one (default) and Supabase Auth (`auth/supabase.py`).
+"""Identity providers: the built-in one (default) and Supabase Auth (`auth/supabase.py`); `platform.build`
+makes the one ODOOSAAS_AUTH names.
 
 Both have these verbs, and raise the API's errors (odoosaas/errors.py):
 - `signup(email, password, full_name) -> User`; `login(email, password)` and `refresh(refresh_token)`
@@ -13,10 +14,3 @@ Both have these verbs, and raise the API's errors (odoosaas/errors.py):
 Users always have a row in the store, so tenants keep an owner whatever the provider.
 """
 
-
-def make_provider(settings, store):
-    if settings.auth == "supabase":
-        from odoosaas.auth.supabase import SupabaseProvider
-        return SupabaseProvider(settings, store)
-    from odoosaas.auth.builtin import BuiltinProvider
-    return BuiltinProvider(settings, store)

@@ -8,19 +8,22 @@ import contextlib
 import ctypes
 import hashlib
 import hmac
+import logging
 import secrets
+import smtplib
 import threading
 from datetime import timedelta
+from email.message import EmailMessage
 
 import jwt
 from argon2 import PasswordHasher
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
-from odoosaas.auth import mail
 from odoosaas.errors import Conflict, Invalid, Unauthenticated
 from odoosaas.store.models import AuthSession, ResetToken, User, new_id, now
 
+log = logging.getLogger(__name__)
 ISSUER = AUDIENCE = "odoosaas"
 REUSE_INTERVAL = timedelta(seconds=10)  # as Supabase Auth's refresh_token_reuse_interval
 # argon2id with OWASP's first recommended parameters (19 MiB, 2 passes, 1 lane), one hash at a time per process: with
@@ -28,7 +31,6 @@ REUSE_INTERVAL = timedelta(seconds=10)  # as Supabase Auth's refresh_token_reuse
 # 115 MB steady, 136 MB at most (bench/login_memory.py). Older hashes still verify.
 HASHER = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
 ONE_AT_A_TIME = threading.BoundedSemaphore(1)
-DUMMY_HASH = HASHER.hash(secrets.token_hex(16))  # checked for unknown emails: they take as long as wrong passwords
 
 
 def digest(token: str) -> str:
@@ -40,10 +42,23 @@ def hashed(password: str) -> str:
         return HASHER.hash(password)
 
 
-def verify(password_hash: str, password: str) -> None:
-    """Returns, or raises: the password does not match (or the hash is not argon2's)."""
-    with ONE_AT_A_TIME:
-        HASHER.verify(password_hash, password)
+def send_mail(settings, to: str, subject: str, body: str) -> None:
+    """SMTP when configured, else an `.eml` file in `<data dir>/outbox/`. Bodies may hold single-use links, so
+    they are never logged; file names carry no secret."""
+    message = EmailMessage()
+    message["From"], message["To"], message["Subject"] = settings.mail_from, to, subject
+    message.set_content(body)
+    if settings.smtp_host:
+        with smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=30) as smtp:
+            if settings.smtp_user:
+                smtp.starttls()
+                smtp.login(settings.smtp_user, settings.smtp_password)
+            smtp.send_message(message)
+    else:
+        outbox = settings.data_dir / "outbox"
+        outbox.mkdir(parents=True, exist_ok=True)
+        (outbox / f"{now():%Y%m%d%H%M%S%f}-{secrets.token_hex(3)}.eml").write_bytes(bytes(message))
+    log.info("mail %r sent", subject)
 
 
 class BuiltinProvider:
@@ -53,6 +68,7 @@ class BuiltinProvider:
         # thread's arena (8 threads: +150 MB for good); a fixed threshold stops that (M_MMAP_THRESHOLD = -3)
         with contextlib.suppress(OSError, AttributeError):
             ctypes.CDLL("libc.so.6").mallopt(-3, 128 * 1024)
+        self.dummy_hash = hashed(secrets.token_hex(16))  # checked for unknown emails, so they take as long as others
         self.jwt_key = hashlib.sha256(b"odoosaas-jwt:" + settings.secret_key.encode()).hexdigest()
         self.chain_key = hashlib.sha256(b"odoosaas-refresh:" + settings.secret_key.encode()).digest()
 
@@ -68,9 +84,10 @@ class BuiltinProvider:
     def login(self, email: str, password: str) -> dict:
         with self.store.session() as db:
             user = db.scalar(select(User).where(User.email == email.lower()))
-            try:  # no such user: DUMMY_HASH, whose password nobody knows, is checked all the same
-                verify(user.password_hash if user and user.password_hash else DUMMY_HASH, password)
-            except Exception:  # argon2's VerificationError or InvalidHashError
+            try:  # no such user: the dummy hash, whose password nobody knows, is checked all the same
+                with ONE_AT_A_TIME:
+                    HASHER.verify(user.password_hash if user and user.password_hash else self.dummy_hash, password)
+            except Exception:  # argon2's VerificationError (no match) or InvalidHashError
                 raise Unauthenticated("Wrong email or password.") from None
             family_id = new_id()
             refresh_token = f"{family_id}.{secrets.token_urlsafe(32)}"
@@ -133,7 +150,7 @@ class BuiltinProvider:
             expires = now() + timedelta(seconds=self.settings.reset_token_ttl)
             db.add(ResetToken(token_hash=digest(token), user_id=user.id, expires_at=expires))
         link = f"{self.settings.portal_url}/reset-password?token={token}"
-        mail.send(self.settings, user.email, "Reset your password",
+        send_mail(self.settings, user.email, "Reset your password",
                   f"Someone asked to reset the password of your account.\n\nSet a new one here "
                   f"(the link works once, for an hour):\n{link}\n\nIf it was not you, ignore this mail.\n")
 

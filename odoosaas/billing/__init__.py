@@ -1,4 +1,5 @@
-"""Billing providers. The free tier is the default; Kill Bill (`killbill.py`) implements the same verbs.
+"""Billing providers. The free tier is the default; Kill Bill (`killbill.py`) implements the same verbs
+(`platform.build` makes the one ODOOSAAS_BILLING names).
 
 `check_create(db, user, tier)` is asked before an instance is made (it raises to refuse); `signed_up(user)` is
 told after a signup; `reconcile(ctx)` is the reconciler's `billing` step (it makes, changes and cancels the
@@ -45,9 +46,3 @@ class FreeTier:
     def add_payment_method(self, platform, user) -> dict:
         raise Conflict("The free tier takes no payments.", "not_billed")
 
-
-def make_billing(settings):
-    if settings.billing == "killbill":
-        from odoosaas.billing.killbill import KillBill
-        return KillBill(settings)
-    return FreeTier(settings.free_max_instances)

@@ -1,7 +1,7 @@
 """Kill Bill as the billing provider: an account per user (external key: the user id), a subscription per
 tenant (external key: the tenant id) made by the reconciler's `billing` step, the catalog uploaded when the
 repo's is newer. Kill Bill is the record: the sweep re-reads balances, callbacks only make it run sooner."""
-import logging
+import contextlib
 import math
 import xml.etree.ElementTree as ElementTree
 from datetime import UTC, datetime
@@ -15,7 +15,6 @@ from odoosaas.errors import ApiError, TemporaryError
 from odoosaas.store.models import Tenant
 from odoosaas.tenants import fleet, rules, service
 
-log = logging.getLogger(__name__)
 CATALOG = Path(__file__).with_name("catalog.xml")
 
 
@@ -48,19 +47,17 @@ class KillBill(FreeTier):
         if all(datetime.fromisoformat(v["effectiveDate"]) < ours for v in self.call("GET", "/1.0/kb/catalog")):
             self.call("POST", "/1.0/kb/catalog/xml", content=CATALOG.read_bytes(), headers={"Content-Type": "text/xml"})
 
-    def account(self, user, create: bool = True) -> dict | None:
-        found = self.call("GET", "/1.0/kb/accounts", params={"externalKey": user.id, "accountWithBalance": "true"})
-        if found is None and create:
+    def account(self, user) -> dict:
+        """The user's account with its balance, made when it is missing."""
+        query = {"externalKey": user.id, "accountWithBalance": "true"}
+        if not (found := self.call("GET", "/1.0/kb/accounts", params=query)):
             self.call("POST", "/1.0/kb/accounts", json={"name": user.full_name or user.email, "email": user.email,
                                                         "externalKey": user.id, "currency": "EUR"})
-            return self.account(user, create=False)
-        return found
+        return found or self.call("GET", "/1.0/kb/accounts", params=query)
 
     def signed_up(self, user) -> None:
-        try:
+        with contextlib.suppress(Unavailable):  # else made when first needed (an instance, the billing page)
             self.account(user)
-        except Unavailable as exc:  # made when first needed instead
-            log.warning("no billing account for user %s yet: %s", user.id, exc.message)
 
     def reconcile(self, ctx) -> None:
         """The tenant's subscription: made on the tier's plan, changed with the tier, cancelled on delete."""
@@ -87,8 +84,8 @@ class KillBill(FreeTier):
         day = (self.call("GET", "/1.0/kb/test/clock") or {"localDate": str(datetime.now(UTC).date())})["localDate"]
         with platform.store.session() as db:
             tenants = list(db.scalars(select(Tenant).where(Tenant.desired.in_(("running", "suspended")))))
-            for owner_id in {tenant.owner_id for tenant in tenants}:  # first: a failed report must not hold it up
-                self.settle(platform, owner_id)
+            for owner in {tenant.owner for tenant in tenants}:  # first: a failed report must not hold it up
+                service.suspend(platform, owner.id, self.account(owner)["accountBalance"] > 0)
             for tenant in filter(lambda tenant: self.reported.get(tenant.id) != day, tenants):
                 self.report_storage(platform, tenant, day)
 
@@ -104,10 +101,6 @@ class KillBill(FreeTier):
                 "unitUsageRecords": [{"unitType": "storage-gb", "usageRecords": [{"recordDate": day, "amount": gb}]}]})
         if size is not None:
             self.reported[tenant.id] = day
-
-    def settle(self, platform, owner_id: str) -> None:
-        account = self.call("GET", "/1.0/kb/accounts", params={"externalKey": owner_id, "accountWithBalance": "true"})
-        service.suspend(platform, owner_id, bool(account) and account["accountBalance"] > 0)
 
     def overview(self, platform, user) -> dict:
         account = self.account(user)
@@ -128,7 +121,7 @@ class KillBill(FreeTier):
                       json={"pluginName": "__EXTERNAL_PAYMENT__"})
         if account["accountBalance"] > 0:
             self.call("POST", f"{base}/invoicePayments")
-        self.settle(platform, user.id)
+        service.suspend(platform, user.id, self.account(user)["accountBalance"] > 0)  # paid: its instances resume
         return {"kind": "external"}
 
     def revenue(self, platform) -> float | None:

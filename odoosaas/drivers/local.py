@@ -60,10 +60,8 @@ def listener(port: int) -> int | None:
 class LocalDriver:
     def __init__(self, settings):
         self.settings, self.root = settings, settings.data_dir
-        self.node = socket.gethostname()
         self.apps: dict[str, Supervised] = {}
         self.lock = threading.Lock()
-        self.traefik = find_traefik(settings) if settings.traefik_port else ""
         self.edge: Supervised | None = None
         for folder in ("logs", "traefik"):
             (self.root / folder).mkdir(exist_ok=True)
@@ -84,7 +82,7 @@ class LocalDriver:
             raise OSError(f"{self.root} is not writable")
 
     def nodes(self) -> list[str]:
-        return [self.node]
+        return [socket.gethostname()]
 
     # database servers
     def server_address(self, name: str, kind: str, subdomain: str) -> tuple[str, int]:
@@ -157,29 +155,26 @@ class LocalDriver:
         return self.root / "traefik" / f"{tenant.subdomain}.yaml"
 
     def route(self, tenant, spec, maintenance: bool = False) -> str:
-        port = self._port(tenant)
+        port, path = self._port(tenant), self._route_file(tenant)
         if self.edge is None:
-            self._route_file(tenant).unlink(missing_ok=True)
+            path.unlink(missing_ok=True)
             return f"http://127.0.0.1:{port}"
         host, name = f"{tenant.subdomain}.{self.settings.base_domain}", f"t-{tenant.subdomain}"
         upstream = self.settings.portal_url if maintenance else f"http://127.0.0.1:{port}"
-        config = {"routers": {name: {"rule": f"Host(`{host}`)", "service": name, "entryPoints": ["web"]}},
-                  "services": {name: {"loadBalancer": {"servers": [{"url": upstream}]}}},
-                  "middlewares": {name: {"redirectScheme": {"scheme": "https",
-                                                            "port": str(self.settings.traefik_tls_port)}}}}
+        # in maintenance, the portal's maintenance page (503) on every route, not Traefik's 404 or 502
+        down = {"middlewares": [f"{name}-down"]} if maintenance else {}
+        routers = {name: {"rule": f"Host(`{host}`)", "service": name, "entryPoints": ["web"], **down}}
         for index, (domain, certified) in enumerate(spec.domains.items()):  # HTTPS, and HTTP until certified
             rule, key = {"rule": f"Host(`{domain}`)", "service": name}, f"{name}-{index}-{tenant.generation}"
             # new names each generation: Traefik asks for a failed certificate again only when its router changes
-            config["routers"][f"{key}-tls"] = {**rule, "entryPoints": ["websecure"], "tls": {"certResolver": "acme"}}
-            config["routers"][key] = {**rule, "entryPoints": ["web"], "middlewares": [name] * certified}
-        if maintenance:  # the portal's maintenance page (503) on every route, not Traefik's 404 or 502
-            config["middlewares"][f"{name}-down"] = {"replacePath": {"path": "/maintenance"}}
-            for router in config["routers"].values():
-                router["middlewares"] = [f"{name}-down"]
-        path = self._route_file(tenant)
+            routers[f"{key}-tls"] = {**rule, "entryPoints": ["websecure"], "tls": {"certResolver": "acme"}, **down}
+            routers[key] = {**rule, "entryPoints": ["web"], "middlewares": [name] * certified, **down}
+        middlewares = {name: {"redirectScheme": {"scheme": "https", "port": str(self.settings.traefik_tls_port)}},
+                       f"{name}-down": {"replacePath": {"path": "/maintenance"}}}
+        services = {name: {"loadBalancer": {"servers": [{"url": upstream}]}}}
         staged = path.with_suffix(".tmp")  # Traefik watches the folder: never let it read half a file
-        staged.write_text(json.dumps({"http": config}))  # JSON is YAML to Traefik's file provider
-        staged.replace(path)
+        staged.write_text(json.dumps({"http": {"routers": routers, "services": services, "middlewares": middlewares}}))
+        staged.replace(path)  # JSON is YAML to Traefik's file provider
         suffix = "" if self.settings.traefik_port in (80, 443) else f":{self.settings.traefik_port}"
         return f"{self.settings.public_scheme}://{host}{suffix}"
 
@@ -188,39 +183,33 @@ class LocalDriver:
         # whoever answers must be this tenant's own process; and through Traefik too: the URL we hand out must work
         if listener(port) in marked(tenant.id) and answers(port) and (
                 self.edge is None or answers(self.settings.traefik_port, host)):
-            return Observed(True, node=self.node)
+            return Observed(True, node=socket.gethostname())
         return Observed(False, detail="the app does not answer yet")
 
     def usage(self, tenant) -> dict:
         """What the app's processes hold now (resident memory); CPU is not sampled locally."""
-        resident = 0
-        for pid in marked(tenant.id):
-            with contextlib.suppress(psutil.Error):
-                resident += psutil.Process(pid).memory_info().rss
-        return {"source": "process", "memory_bytes": resident, "cpu_millicores": None}
+        return {"source": "process", "memory_bytes": sum(marked(tenant.id).values()), "cpu_millicores": None}
 
     # the edge
     def start_edge(self) -> bool:
-        """Run Traefik on the file provider (serve and tests); False when it is absent."""
-        if not self.traefik or self.edge is not None:
-            return self.edge is not None
-        argv = [self.traefik, f"--entryPoints.web.address=127.0.0.1:{self.settings.traefik_port}", "--log.level=WARN",
-                f"--providers.file.directory={self.root / 'traefik'}", "--providers.file.watch=true",
-                "--providers.providersThrottleDuration=100ms",  # new tenants routable in ~0.1 s, not 2 s
-                "--global.checkNewVersion=false", "--global.sendAnonymousUsage=false", *self._tls_args()]
-        # one edge per data dir: its mark must not match another platform's (or test's) Traefik
-        env = {"LEGO_CA_CERTIFICATES": self.settings.acme_ca_file} if self.settings.acme_ca_file else {}
-        self.edge = Supervised(f"traefik:{self.root}", argv, env, self.root / "logs" / "traefik.log", 2048,
-                               self.root / "traefik.supervisor")
-        self.edge.start()
-        return True
-
-    def _tls_args(self) -> list[str]:
-        """HTTPS for custom domains, their certificates from ACME by HTTP-01 on the `web` entry point."""
-        acme, port = "--certificatesResolvers.acme.acme.", self.settings.traefik_tls_port
-        return [f"--entryPoints.websecure.address=127.0.0.1:{port}", f"{acme}caServer={self.settings.acme_server}",
-                f"{acme}email={self.settings.acme_email}", f"{acme}storage={self.root / 'acme.json'}",
-                f"{acme}httpChallenge.entryPoint=web"] if port else []
+        """Run Traefik on the file provider (serve and tests); False when it is absent. With a TLS port, HTTPS for
+        custom domains, their certificates from ACME by HTTP-01 on the `web` entry point."""
+        settings, acme = self.settings, "--certificatesResolvers.acme.acme."
+        if self.edge is None and settings.traefik_port and (traefik := find_traefik(settings)):
+            tls = [f"--entryPoints.websecure.address=127.0.0.1:{settings.traefik_tls_port}",
+                   f"{acme}caServer={settings.acme_server}", f"{acme}email={settings.acme_email}",
+                   f"{acme}storage={self.root / 'acme.json'}", f"{acme}httpChallenge.entryPoint=web"]
+            argv = [traefik, f"--entryPoints.web.address=127.0.0.1:{settings.traefik_port}", "--log.level=WARN",
+                    f"--providers.file.directory={self.root / 'traefik'}", "--providers.file.watch=true",
+                    "--providers.providersThrottleDuration=100ms",  # new tenants routable in ~0.1 s, not 2 s
+                    "--global.checkNewVersion=false", "--global.sendAnonymousUsage=false",
+                    *(tls if settings.traefik_tls_port else [])]
+            env = {"LEGO_CA_CERTIFICATES": settings.acme_ca_file} if settings.acme_ca_file else {}
+            # one edge per data dir: its mark must not match another platform's (or test's) Traefik
+            self.edge = Supervised(f"traefik:{self.root}", argv, env, self.root / "logs" / "traefik.log", 2048,
+                                   self.root / "traefik.supervisor")
+            self.edge.start()
+        return self.edge is not None
 
     def close(self) -> None:
         """Stop what the local runtime started, in order: the apps (at once), Traefik, then the clusters

@@ -32,10 +32,10 @@ def alive(pid: int) -> bool:
     return False
 
 
-def marked(name: str) -> list[int]:
-    """Live processes started for `name`, by anyone (this worker or a dead one)."""
-    return [process.pid for process in psutil.process_iter(["environ"])
-            if (process.info["environ"] or {}).get(MARK) == name and alive(process.pid)]
+def marked(name: str) -> dict[int, int]:
+    """Live processes started for `name`, by anyone (this worker or a dead one): pid -> resident memory."""
+    return {process.pid: process.info["memory_info"].rss for process in psutil.process_iter(["environ", "memory_info"])
+            if (process.info["environ"] or {}).get(MARK) == name and alive(process.pid)}
 
 
 def end(pid: int, timeout: float = 10) -> None:
@@ -54,8 +54,7 @@ class Supervised:
     def __init__(self, name: str, argv: list[str], env: dict, logfile: Path, memory_mb: int, claim: Path):
         self.name, self.argv, self.env, self.memory_mb = name, argv, {**env, MARK: name}, memory_mb
         self.logfile, self.claim, self.token = logfile, claim, uuid.uuid4().hex
-        self.stopping = threading.Event()
-        self.lock = threading.Lock()
+        self.stopping, self.lock = threading.Event(), threading.Lock()
         self.process: subprocess.Popen | None = None
         self.thread = threading.Thread(target=self._run, name=f"app-{name}", daemon=True)
 

@@ -42,11 +42,6 @@ def unreachable(folder: Path) -> Path | None:
                  if run_as_owner(["test", "-x", str(step)]).returncode), None)
 
 
-def _own(path: Path) -> None:
-    if os.geteuid() == 0:
-        shutil.chown(path, "postgres", "postgres")
-
-
 class Cluster:
     def __init__(self, folder: Path):
         self.folder, self.data = folder, folder / "data"
@@ -62,10 +57,10 @@ class Cluster:
         self.folder.parent.mkdir(parents=True, exist_ok=True)
         self.folder.parent.chmod(0o711)  # the `postgres` account passes through, lists nothing
         self.folder.mkdir(mode=0o700)
-        _own(self.folder)
         pwfile = self.folder / "password"  # for initdb only: its folder is the cluster owner's alone (0700)
         pwfile.write_text(password)
-        _own(pwfile)
+        for path in (self.folder, pwfile) if os.geteuid() == 0 else ():  # as root, both go to `postgres`
+            shutil.chown(path, "postgres", "postgres")
         try:
             done = run_as_owner([pg_bin("initdb"), "-D", str(self.data), "-U", superuser, "--pwfile", str(pwfile),
                                  "--auth", "scram-sha-256", "-E", "UTF8", "--locale", "C.UTF-8"])
@@ -80,13 +75,11 @@ class Cluster:
             conf.write(settings)
         (self.folder / READY_MARK).touch()
 
-    def running(self) -> bool:
-        return run_as_owner([pg_bin("pg_ctl"), "status", "-D", str(self.data)]).returncode == 0
-
     def start(self) -> None:
+        """Start, or find it running already (then `pg_ctl start` fails and `pg_ctl status` succeeds)."""
         done = run_as_owner([pg_bin("pg_ctl"), "start", "-w", "-t", "60", "-D", str(self.data),
                              "-l", str(self.folder / "server.log")])
-        if done.returncode and not self.running():
+        if done.returncode and run_as_owner([pg_bin("pg_ctl"), "status", "-D", str(self.data)]).returncode:
             raise TemporaryError(f"PostgreSQL did not start: {done.stdout.strip()[-300:]}", delay=5)
 
     def stop(self) -> None:

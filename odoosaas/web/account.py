@@ -25,9 +25,8 @@ def form_page(path: str, model):
     both use the template named like the action."""
     def register(action):
         name = action.__name__
-        template = f"{name}.html"
-        bp.add_url_rule(path, f"{name}_form", lambda: render_template(template, errors={}, form=request.args))
-        bp.add_url_rule(path, name, lambda: submit(model, fields(), action, template), methods=["POST"])
+        bp.add_url_rule(path, f"{name}_form", lambda: render_template(f"{name}.html", form=request.args))
+        bp.add_url_rule(path, name, lambda: submit(model, fields(), action, f"{name}.html"), methods=["POST"])
         return action
     return register
 

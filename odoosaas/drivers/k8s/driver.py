@@ -90,10 +90,8 @@ class KubernetesDriver:
                       missing_ok=True)
 
     def route(self, tenant, spec, maintenance: bool = False) -> str:  # maintenance: Traefik's 503, no pod ready
-        self._send(specs.route(spec, self.settings))
-        if spec.domains:
-            self._send(specs.domain_route(spec, self.settings))
-        else:
+        self._send(*specs.routes(spec, self.settings))
+        if not spec.domains:  # their IngressRoute goes with the last one
             ns = specs.namespace_name(spec.subdomain)
             converted(lambda: self.client.delete(IngressRoute, "domains", namespace=ns), missing_ok=True)
         return f"{self.settings.public_scheme}://{spec.subdomain}.{self.settings.base_domain}"
@@ -115,10 +113,9 @@ class KubernetesDriver:
     def observe(self, tenant, spec) -> Observed:
         ns = specs.namespace_name(spec.subdomain)
         deployment = converted(lambda: self.client.get(Deployment, "app", namespace=ns))
-        available = (deployment.status and deployment.status.availableReplicas) or 0
         pods = converted(lambda: list(self.client.list(Pod, namespace=ns, labels={"app": "odoo"})))
         node = next((p.spec.nodeName for p in pods if p.spec and p.spec.nodeName), "")
-        if available < 1:
+        if not (deployment.status and deployment.status.availableReplicas):
             phases = ", ".join(sorted({p.status.phase for p in pods if p.status})) or "no pod yet"
             return Observed(False, node=node, detail=f"waiting for the app ({phases})")
         return Observed(True, node=node)

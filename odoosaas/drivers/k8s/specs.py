@@ -159,23 +159,18 @@ def service(spec) -> dict:
                     spec={"selector": {"app": "odoo"}, "ports": [{"name": "http", "port": PORT, "targetPort": PORT}]})
 
 
-def ingress_route(spec, settings, name: str, hosts, tls: dict) -> dict:
-    """A Traefik IngressRoute sending `hosts` to the tenant's app."""
-    ns, app = namespace_name(spec.subdomain), [{"name": "app", "port": PORT}]
-    return resource("traefik.io/v1alpha1", "IngressRoute", name, ns, spec={
+def routes(spec, settings) -> list[dict]:
+    """Traefik IngressRoutes to the tenant's app: `app` for `<sub>.<base domain>`, with the wildcard certificate's
+    Secret if there is one; `domains` for its custom domains, if any, their certificates from Traefik's ACME
+    resolver (HTTP-01)."""
+    wildcard = {"secretName": settings.k8s_tls_secret} if settings.k8s_tls_secret else {}
+    wanted = [("app", [f"{spec.subdomain}.{settings.base_domain}"], wildcard),
+              ("domains", spec.domains, {"certResolver": settings.k8s_cert_resolver})]
+    app = [{"name": "app", "port": PORT}]
+    return [resource("traefik.io/v1alpha1", "IngressRoute", name, namespace_name(spec.subdomain), spec={
         "entryPoints": settings.k8s_entry_points.split(","), "tls": tls,
         "routes": [{"match": f"Host(`{host}`)", "kind": "Rule", "services": app} for host in hosts]})
-
-
-def route(spec, settings) -> dict:
-    """`<sub>.<base domain>`, with the wildcard certificate's Secret if there is one."""
-    tls = {"secretName": settings.k8s_tls_secret} if settings.k8s_tls_secret else {}
-    return ingress_route(spec, settings, "app", [f"{spec.subdomain}.{settings.base_domain}"], tls)
-
-
-def domain_route(spec, settings) -> dict:
-    """Custom domains: their own IngressRoute, certificates from Traefik's ACME resolver (HTTP-01)."""
-    return ingress_route(spec, settings, "domains", spec.domains, {"certResolver": settings.k8s_cert_resolver})
+        for name, hosts, tls in wanted if hosts]
 
 
 def postgres(name: str, namespace: str, settings, storage_gb: int) -> list[dict]:
