@@ -5,7 +5,6 @@ import hashlib
 import os
 import shutil
 
-import boto3
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 CHUNK = 1 << 20
@@ -56,6 +55,7 @@ class Bucket:
     `AWS_SECRET_ACCESS_KEY`, its files, an instance role): they reach no argv, log line or answer of ours."""
 
     def __init__(self, settings):
+        import boto3  # here: 20 MB that a platform without S3 never needs
         self.bucket, _, prefix = settings.backup_s3.partition("/")
         self.prefix, self.client = prefix.rstrip("/") + "/" if prefix else "", boto3.client("s3")
 
