@@ -14,6 +14,7 @@ import hashlib
 import json
 import shutil
 import subprocess
+from collections import defaultdict
 from datetime import timedelta
 from pathlib import Path
 
@@ -211,10 +212,12 @@ def sweep(platform) -> None:
     """Scheduled backups of running instances, per tier (the first a period after creation); retention: a deleted
     instance keeps its newest backup for `backup_keep_deleted_days`, then none. Objects go before their row: a crash
     in between is tried again."""
-    settings, backed_up = platform.settings, select(Operation.tenant_id).where(Operation.kind == "backup")
-    with platform.store.session() as db:
-        tenants = db.scalars(select(Tenant).where((Tenant.status == "running") | Tenant.id.in_(backed_up))).all()
-        taken = {tenant.id: of(db, tenant.id) for tenant in tenants}
+    settings, taken = platform.settings, defaultdict(list)
+    with platform.store.session() as db:  # two queries, whatever the fleet's size
+        for backup in db.scalars(select(Operation).where(Operation.kind == "backup")
+                                 .order_by(Operation.created_at.desc())):
+            taken[backup.tenant_id].append(backup)
+        tenants = db.scalars(select(Tenant).where((Tenant.status == "running") | Tenant.id.in_(list(taken)))).all()
     for tenant in tenants:
         every, last = settings.backup_every.get(tenant.tier), (taken[tenant.id] or [tenant])[0].created_at
         if tenant.status == "running" and every and (now() - last).total_seconds() >= every:
